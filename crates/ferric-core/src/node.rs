@@ -1,0 +1,155 @@
+//! The node: one physical server and everything Ferric knows about it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::NodeUuid;
+use crate::interfaces::Interfaces;
+use crate::states::{PowerState, ProvisionState};
+use crate::JsonObject;
+
+/// A node as stored. Field names are Ironic's; the API decides which of them
+/// a client sees at its microversion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Storage-internal sequence number: the default sort key and the tie
+    /// breaker for pagination. Never shown.
+    pub id: i64,
+    pub uuid: NodeUuid,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub driver: String,
+    pub interfaces: Interfaces,
+    pub driver_info: JsonObject,
+    pub driver_internal_info: JsonObject,
+    pub properties: JsonObject,
+    pub instance_info: JsonObject,
+    pub instance_uuid: Option<String>,
+    pub instance_name: Option<String>,
+    pub extra: JsonObject,
+    pub chassis_uuid: Option<String>,
+    pub provision_state: ProvisionState,
+    pub target_provision_state: Option<ProvisionState>,
+    pub provision_updated_at: Option<DateTime<Utc>>,
+    pub power_state: Option<PowerState>,
+    pub target_power_state: Option<PowerState>,
+    pub maintenance: bool,
+    pub maintenance_reason: Option<String>,
+    pub fault: Option<String>,
+    pub last_error: Option<String>,
+    /// Hostname of the conductor holding the node's exclusive lock.
+    pub reservation: Option<String>,
+    pub conductor_group: String,
+    pub resource_class: Option<String>,
+    pub traits: Vec<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    pub automated_clean: Option<bool>,
+    pub protected: bool,
+    pub protected_reason: Option<String>,
+    pub retired: bool,
+    pub retired_reason: Option<String>,
+    pub console_enabled: bool,
+    pub boot_mode: Option<String>,
+    pub secure_boot: Option<bool>,
+    pub clean_step: JsonObject,
+    pub deploy_step: JsonObject,
+    pub service_step: JsonObject,
+    pub raid_config: JsonObject,
+    pub target_raid_config: JsonObject,
+    pub network_data: JsonObject,
+    pub shard: Option<String>,
+    pub parent_node: Option<String>,
+    pub allocation_uuid: Option<String>,
+    pub inspection_started_at: Option<DateTime<Utc>>,
+    pub inspection_finished_at: Option<DateTime<Utc>>,
+    pub health: Option<String>,
+    pub disable_power_off: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Node {
+    /// A freshly enrolled node: state `enroll`, everything else empty.
+    pub fn enroll(
+        uuid: NodeUuid,
+        driver: String,
+        interfaces: Interfaces,
+        now: DateTime<Utc>,
+    ) -> Node {
+        Node {
+            id: 0,
+            uuid,
+            name: None,
+            description: None,
+            driver,
+            interfaces,
+            driver_info: JsonObject::new(),
+            driver_internal_info: JsonObject::new(),
+            properties: JsonObject::new(),
+            instance_info: JsonObject::new(),
+            instance_uuid: None,
+            instance_name: None,
+            extra: JsonObject::new(),
+            chassis_uuid: None,
+            provision_state: ProvisionState::Enroll,
+            target_provision_state: None,
+            provision_updated_at: None,
+            power_state: None,
+            target_power_state: None,
+            maintenance: false,
+            maintenance_reason: None,
+            fault: None,
+            last_error: None,
+            reservation: None,
+            conductor_group: String::new(),
+            resource_class: None,
+            traits: Vec::new(),
+            owner: None,
+            lessee: None,
+            automated_clean: None,
+            protected: false,
+            protected_reason: None,
+            retired: false,
+            retired_reason: None,
+            console_enabled: false,
+            boot_mode: None,
+            secure_boot: None,
+            clean_step: JsonObject::new(),
+            deploy_step: JsonObject::new(),
+            service_step: JsonObject::new(),
+            raid_config: JsonObject::new(),
+            target_raid_config: JsonObject::new(),
+            network_data: JsonObject::new(),
+            shard: None,
+            parent_node: None,
+            allocation_uuid: None,
+            inspection_started_at: None,
+            inspection_finished_at: None,
+            health: None,
+            disable_power_off: false,
+            created_at: now,
+            updated_at: None,
+        }
+    }
+
+    /// The name if it has one, else the UUID: how messages name a node.
+    pub fn display_ident(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => self.uuid.to_string(),
+        }
+    }
+}
+
+/// The most traits a node may carry (Ironic's MAX_TRAITS_PER_NODE).
+pub const MAX_TRAITS_PER_NODE: usize = 50;
+
+/// Ironic's trait rule: a `CUSTOM_` trait of upper-case letters, digits and
+/// underscores, or a standard trait name; at most 255 characters.
+pub fn is_valid_trait(name: &str) -> bool {
+    let charset_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    !name.is_empty() && name.len() <= 255 && charset_ok && !name.starts_with('_')
+}

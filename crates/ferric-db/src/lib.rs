@@ -1,0 +1,109 @@
+//! Ferric's storage: the [`Store`] trait every caller uses, and its SQLite
+//! implementation with embedded migrations.
+//!
+//! Architecture invariants:
+//! - Callers see only [`Store`]; no SQL leaves this crate, so a PostgreSQL
+//!   store can be added beside [`SqliteStore`] without touching them.
+//! - Each method is one transaction: a process killed at any moment leaves
+//!   either the whole change or none of it.
+//! - A node row changes only under its reservation: [`Store::save_node`]
+//!   writes only if the caller still holds the node's lock.
+
+mod error;
+pub mod query;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ferric_core::{
+    Chassis, ChassisUuid, ConductorRecord, Ident, MacAddress, Node, NodeIdent, NodeUuid, Port,
+    PortUuid, Portgroup, PortgroupUuid,
+};
+
+pub use error::{DbError, DbResult};
+pub use query::{NodeFilter, Page, PortFilter, PortgroupFilter, SortDir};
+pub use sqlite::SqliteStore;
+
+/// How a node is written back: keep holding its lock, or let it go in the
+/// same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterSave {
+    KeepLock,
+    Release,
+}
+
+/// Everything Ferric stores.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Nodes.
+    /// Inserts a new node (with its traits); returns it with its id.
+    async fn create_node(&self, node: &Node) -> DbResult<Node>;
+    async fn get_node(&self, ident: &NodeIdent) -> DbResult<Node>;
+    async fn get_node_by_id(&self, id: i64) -> DbResult<Node>;
+    async fn list_nodes(&self, filter: &NodeFilter, page: &Page) -> DbResult<Vec<Node>>;
+    /// Writes every field of `node` but its id, reservation, creation time
+    /// and traits, if `holder` still holds its reservation.
+    async fn save_node(&self, node: &Node, holder: &str, after: AfterSave) -> DbResult<Node>;
+    /// Replaces the node's traits, if `holder` holds its reservation.
+    async fn set_node_traits(
+        &self,
+        uuid: NodeUuid,
+        traits: &[String],
+        holder: &str,
+    ) -> DbResult<Node>;
+    /// Deletes the node, its ports, port groups and traits, if `holder`
+    /// holds its reservation.
+    async fn delete_node(&self, uuid: NodeUuid, holder: &str) -> DbResult<()>;
+
+    // Node locks.
+    /// Takes the node's exclusive lock for `holder`, or says who has it.
+    async fn reserve_node(&self, ident: &NodeIdent, holder: &str) -> DbResult<Node>;
+    /// Lets go of the lock if `holder` has it; a no-op otherwise.
+    async fn release_node(&self, uuid: NodeUuid, holder: &str) -> DbResult<()>;
+    /// Clears every lock held by `holder`; returns the nodes it freed.
+    async fn release_all_reservations(&self, holder: &str) -> DbResult<Vec<NodeUuid>>;
+
+    // Ports.
+    async fn create_port(&self, port: &Port) -> DbResult<Port>;
+    async fn get_port(&self, uuid: PortUuid) -> DbResult<Port>;
+    async fn get_port_by_address(&self, address: &MacAddress) -> DbResult<Port>;
+    async fn get_port_by_name(&self, name: &str) -> DbResult<Port>;
+    async fn list_ports(&self, filter: &PortFilter, page: &Page) -> DbResult<Vec<Port>>;
+    async fn save_port(&self, port: &Port) -> DbResult<Port>;
+    async fn delete_port(&self, uuid: PortUuid) -> DbResult<()>;
+
+    // Port groups.
+    async fn create_portgroup(&self, group: &Portgroup) -> DbResult<Portgroup>;
+    async fn get_portgroup(&self, ident: &Ident<PortgroupUuid>) -> DbResult<Portgroup>;
+    async fn get_portgroup_by_id(&self, id: i64) -> DbResult<Portgroup>;
+    async fn list_portgroups(
+        &self,
+        filter: &PortgroupFilter,
+        page: &Page,
+    ) -> DbResult<Vec<Portgroup>>;
+    async fn save_portgroup(&self, group: &Portgroup) -> DbResult<Portgroup>;
+    /// Refuses while ports are still members.
+    async fn delete_portgroup(&self, uuid: PortgroupUuid) -> DbResult<()>;
+
+    // Chassis.
+    async fn create_chassis(&self, chassis: &Chassis) -> DbResult<Chassis>;
+    async fn get_chassis(&self, uuid: ChassisUuid) -> DbResult<Chassis>;
+    async fn list_chassis(&self, page: &Page) -> DbResult<Vec<Chassis>>;
+    async fn save_chassis(&self, chassis: &Chassis) -> DbResult<Chassis>;
+    /// Refuses while nodes still belong to it.
+    async fn delete_chassis(&self, uuid: ChassisUuid) -> DbResult<()>;
+
+    // Conductors.
+    /// Registers (or re-registers after a restart) a conductor as online.
+    async fn register_conductor(
+        &self,
+        hostname: &str,
+        group: &str,
+        drivers: &[String],
+        now: DateTime<Utc>,
+    ) -> DbResult<ConductorRecord>;
+    async fn touch_conductor(&self, hostname: &str, now: DateTime<Utc>) -> DbResult<()>;
+    async fn unregister_conductor(&self, hostname: &str) -> DbResult<()>;
+    async fn get_conductor(&self, hostname: &str) -> DbResult<ConductorRecord>;
+    async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ConductorRecord>>;
+}
