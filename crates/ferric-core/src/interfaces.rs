@@ -25,6 +25,21 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// A device a node can be told to boot from (ironic/common/boot_devices.py).
+    BootDevice {
+        Pxe => "pxe",
+        Disk => "disk",
+        Cdrom => "cdrom",
+        Bios => "bios",
+        Safe => "safe",
+        Wanboot => "wanboot",
+        IscsiBoot => "iscsiboot",
+        Floppy => "floppy",
+        UefiHttp => "uefihttp",
+    }
+}
+
 impl InterfaceKind {
     /// The node field naming this interface, e.g. `deploy_interface`.
     pub fn field_name(self) -> &'static str {

@@ -13,7 +13,7 @@ pub mod states;
 
 pub use conductor::ConductorRecord;
 pub use ids::{ChassisUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid, PortgroupUuid};
-pub use interfaces::{InterfaceKind, Interfaces};
+pub use interfaces::{BootDevice, InterfaceKind, Interfaces};
 pub use node::Node;
 pub use port::{Chassis, Port, Portgroup};
 pub use states::{Event, PowerState, ProvisionState};

@@ -1,0 +1,594 @@
+//! The `fake` interfaces of the `fake-hardware` type: they touch no
+//! hardware and complete every flow, like Ironic's. Each kind can be slowed
+//! down by a configured delay (Ironic's `[fake]` options), which is how
+//! tests catch a node mid-flow.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferric_core::{BootDevice, InterfaceKind, JsonObject, PowerState};
+use serde::Deserialize;
+
+use crate::error::DriverError;
+use crate::interface::*;
+
+/// A delay in whole seconds: fixed (`"3"`) or drawn from a triangular
+/// distribution weighted on the first value (`"1,5"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DelayRange {
+    pub earliest: u32,
+    pub latest: u32,
+}
+
+impl FromStr for DelayRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("delay {s:?} must be seconds, or two comma-separated seconds"))
+        };
+        let (earliest, latest) = match s.split_once(',') {
+            None if s.trim().is_empty() => (0, 0),
+            None => (parse(s)?, parse(s)?),
+            Some((a, b)) => (parse(a)?, parse(b)?),
+        };
+        if latest < earliest {
+            return Err(format!(
+                "delay {s:?}: the second value must not be below the first"
+            ));
+        }
+        Ok(DelayRange { earliest, latest })
+    }
+}
+
+impl<'de> Deserialize<'de> for DelayRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl DelayRange {
+    fn pick(self) -> Duration {
+        if self.latest == 0 {
+            return Duration::ZERO;
+        }
+        let (a, b) = (f64::from(self.earliest), f64::from(self.latest));
+        if self.earliest == self.latest {
+            return Duration::from_secs_f64(a);
+        }
+        // Inverse CDF of the triangular distribution with its mode at `a`.
+        let u: f64 = rand::random();
+        Duration::from_secs_f64(b - ((1.0 - u) * (b - a) * (b - a)).sqrt())
+    }
+
+    async fn wait(self) {
+        let d = self.pick();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+/// Delays of the fake interfaces, per kind (`[fake]` in the config file).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FakeDelays {
+    pub power_delay: DelayRange,
+    pub boot_delay: DelayRange,
+    pub deploy_delay: DelayRange,
+    pub vendor_delay: DelayRange,
+    pub management_delay: DelayRange,
+    pub inspect_delay: DelayRange,
+    pub raid_delay: DelayRange,
+    pub bios_delay: DelayRange,
+    pub rescue_delay: DelayRange,
+    pub firmware_delay: DelayRange,
+}
+
+macro_rules! fake_interface {
+    ($ty:ident) => {
+        pub struct $ty {
+            pub delay: DelayRange,
+        }
+
+        impl $ty {
+            pub fn new(delay: DelayRange) -> Self {
+                $ty { delay }
+            }
+        }
+    };
+}
+
+fake_interface!(FakePower);
+fake_interface!(FakeManagement);
+fake_interface!(FakeBoot);
+fake_interface!(FakeDeploy);
+fake_interface!(FakeInspect);
+fake_interface!(FakeRescue);
+fake_interface!(FakeConsole);
+fake_interface!(FakeVendor);
+fake_interface!(FakeRaid);
+fake_interface!(FakeBios);
+fake_interface!(FakeFirmware);
+
+/// The name and kind every fake shares.
+macro_rules! fake_basics {
+    ($kind:expr) => {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        fn kind(&self) -> InterfaceKind {
+            $kind
+        }
+    };
+}
+
+#[async_trait]
+impl Interface for FakePower {
+    fake_basics!(InterfaceKind::Power);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PowerInterface for FakePower {
+    /// The fake BMC's power is whatever Ferric last recorded.
+    async fn get_power_state(&self, task: &Task<'_>) -> Result<PowerState, DriverError> {
+        self.delay.wait().await;
+        Ok(task.node.power_state.unwrap_or(PowerState::Off))
+    }
+
+    async fn set_power_state(
+        &self,
+        task: &mut Task<'_>,
+        target: PowerState,
+        _timeout: Option<Duration>,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        let reached = match target {
+            PowerState::On => PowerState::On,
+            PowerState::Off | PowerState::SoftPowerOff => PowerState::Off,
+            PowerState::Rebooting | PowerState::SoftRebooting => PowerState::On,
+            PowerState::Error => {
+                return Err(DriverError::InvalidParameter(format!(
+                    "set_power_state called with an invalid power state: {target}."
+                )))
+            }
+        };
+        task.node.power_state = Some(reached);
+        Ok(())
+    }
+
+    async fn reboot(
+        &self,
+        task: &mut Task<'_>,
+        _timeout: Option<Duration>,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        task.node.power_state = Some(PowerState::On);
+        Ok(())
+    }
+
+    fn supported_power_states(&self) -> Vec<PowerState> {
+        vec![
+            PowerState::On,
+            PowerState::Off,
+            PowerState::Rebooting,
+            PowerState::SoftRebooting,
+            PowerState::SoftPowerOff,
+        ]
+    }
+}
+
+#[async_trait]
+impl Interface for FakeManagement {
+    fake_basics!(InterfaceKind::Management);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ManagementInterface for FakeManagement {
+    fn supported_boot_devices(&self) -> Vec<BootDevice> {
+        vec![BootDevice::Pxe]
+    }
+
+    async fn set_boot_device(
+        &self,
+        _task: &mut Task<'_>,
+        device: BootDevice,
+        _persistent: bool,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        if !self.supported_boot_devices().contains(&device) {
+            return Err(DriverError::InvalidParameter(format!(
+                "Invalid boot device {device} specified."
+            )));
+        }
+        Ok(())
+    }
+
+    async fn get_boot_device(&self, _task: &Task<'_>) -> Result<BootDeviceSetting, DriverError> {
+        self.delay.wait().await;
+        Ok(BootDeviceSetting {
+            boot_device: Some(BootDevice::Pxe),
+            persistent: Some(false),
+        })
+    }
+
+    async fn inject_nmi(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Interface for FakeBoot {
+    fake_basics!(InterfaceKind::Boot);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BootInterface for FakeBoot {
+    async fn prepare_ramdisk(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn clean_up_ramdisk(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn prepare_instance(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn clean_up_instance(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Interface for FakeDeploy {
+    fake_basics!(InterfaceKind::Deploy);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    fn steps(&self) -> Vec<StepDef> {
+        vec![StepDef {
+            interface: InterfaceKind::Deploy,
+            step: "deploy",
+            priority: 100,
+            abortable: false,
+            argsinfo: None,
+            flows: &[StepFlow::Deploy],
+        }]
+    }
+
+    async fn execute_step(
+        &self,
+        _task: &mut Task<'_>,
+        step: &str,
+        _args: &JsonObject,
+    ) -> Result<Outcome, DriverError> {
+        match step {
+            "deploy" => {
+                self.delay.wait().await;
+                Ok(Outcome::Done)
+            }
+            other => Err(no_such_step(InterfaceKind::Deploy, other)),
+        }
+    }
+}
+
+#[async_trait]
+impl DeployInterface for FakeDeploy {
+    async fn prepare(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn tear_down(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn clean_up(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn take_over(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn prepare_cleaning(&self, _task: &mut Task<'_>) -> Result<Outcome, DriverError> {
+        Ok(Outcome::Done)
+    }
+    async fn tear_down_cleaning(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Interface for FakeInspect {
+    fake_basics!(InterfaceKind::Inspect);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InspectInterface for FakeInspect {
+    async fn inspect_hardware(&self, _task: &mut Task<'_>) -> Result<Outcome, DriverError> {
+        self.delay.wait().await;
+        Ok(Outcome::Done)
+    }
+    async fn abort(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Interface for FakeRescue {
+    fake_basics!(InterfaceKind::Rescue);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RescueInterface for FakeRescue {
+    async fn rescue(&self, _task: &mut Task<'_>) -> Result<Outcome, DriverError> {
+        self.delay.wait().await;
+        Ok(Outcome::Done)
+    }
+    async fn unrescue(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        Ok(())
+    }
+    async fn clean_up(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Interface for FakeConsole {
+    fake_basics!(InterfaceKind::Console);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConsoleInterface for FakeConsole {
+    async fn start_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+    async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Interface for FakeVendor {
+    fake_basics!(InterfaceKind::Vendor);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// Like Ironic's fake vendor, one step that only logs, run in automated
+    /// cleaning (priority 1) and available to servicing.
+    fn steps(&self) -> Vec<StepDef> {
+        vec![StepDef {
+            interface: InterfaceKind::Vendor,
+            step: "log_passthrough",
+            priority: 1,
+            abortable: false,
+            argsinfo: None,
+            flows: &[StepFlow::Clean, StepFlow::Service],
+        }]
+    }
+
+    async fn execute_step(
+        &self,
+        task: &mut Task<'_>,
+        step: &str,
+        args: &JsonObject,
+    ) -> Result<Outcome, DriverError> {
+        match step {
+            "log_passthrough" => {
+                tracing::info!(node = %task.node.uuid, ?args, "fake vendor step log_passthrough");
+                self.delay.wait().await;
+                Ok(Outcome::Done)
+            }
+            other => Err(no_such_step(InterfaceKind::Vendor, other)),
+        }
+    }
+}
+impl VendorInterface for FakeVendor {}
+
+#[async_trait]
+impl Interface for FakeRaid {
+    fake_basics!(InterfaceKind::Raid);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    fn steps(&self) -> Vec<StepDef> {
+        ["create_configuration", "delete_configuration"]
+            .into_iter()
+            .map(|step| StepDef {
+                interface: InterfaceKind::Raid,
+                step,
+                priority: 0,
+                abortable: false,
+                argsinfo: None,
+                flows: &[StepFlow::Clean, StepFlow::Deploy],
+            })
+            .collect()
+    }
+
+    async fn execute_step(
+        &self,
+        _task: &mut Task<'_>,
+        step: &str,
+        _args: &JsonObject,
+    ) -> Result<Outcome, DriverError> {
+        match step {
+            "create_configuration" | "delete_configuration" => {
+                self.delay.wait().await;
+                Ok(Outcome::Done)
+            }
+            other => Err(no_such_step(InterfaceKind::Raid, other)),
+        }
+    }
+}
+impl RaidInterface for FakeRaid {}
+
+#[async_trait]
+impl Interface for FakeBios {
+    fake_basics!(InterfaceKind::Bios);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    fn steps(&self) -> Vec<StepDef> {
+        let settings = serde_json::json!({"settings": {
+            "description": "List of BIOS settings, each item needs to contain a dictionary with name/value pairs",
+            "required": true}});
+        vec![
+            StepDef {
+                interface: InterfaceKind::Bios,
+                step: "apply_configuration",
+                priority: 0,
+                abortable: false,
+                argsinfo: Some(settings),
+                flows: &[StepFlow::Clean],
+            },
+            StepDef {
+                interface: InterfaceKind::Bios,
+                step: "factory_reset",
+                priority: 0,
+                abortable: false,
+                argsinfo: None,
+                flows: &[StepFlow::Clean],
+            },
+            StepDef {
+                interface: InterfaceKind::Bios,
+                step: "cache_bios_settings",
+                priority: 0,
+                abortable: false,
+                argsinfo: None,
+                flows: &[StepFlow::Clean],
+            },
+        ]
+    }
+
+    async fn execute_step(
+        &self,
+        _task: &mut Task<'_>,
+        step: &str,
+        args: &JsonObject,
+    ) -> Result<Outcome, DriverError> {
+        match step {
+            "apply_configuration" => {
+                if !args.get("settings").is_some_and(|s| s.is_array()) {
+                    return Err(DriverError::InvalidParameter(
+                        "bios.apply_configuration needs a 'settings' list".into(),
+                    ));
+                }
+                self.delay.wait().await;
+                Ok(Outcome::Done)
+            }
+            "factory_reset" | "cache_bios_settings" => {
+                self.delay.wait().await;
+                Ok(Outcome::Done)
+            }
+            other => Err(no_such_step(InterfaceKind::Bios, other)),
+        }
+    }
+}
+impl BiosInterface for FakeBios {}
+
+#[async_trait]
+impl Interface for FakeFirmware {
+    fake_basics!(InterfaceKind::Firmware);
+
+    /// A fake accepts any node.
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+impl FirmwareInterface for FakeFirmware {}
+
+fn no_such_step(kind: InterfaceKind, step: &str) -> DriverError {
+    DriverError::InvalidParameter(format!("{kind} interface fake has no step {step}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_parse_like_ironic() {
+        assert_eq!("".parse::<DelayRange>(), Ok(DelayRange::default()));
+        assert_eq!(
+            "3".parse::<DelayRange>(),
+            Ok(DelayRange {
+                earliest: 3,
+                latest: 3
+            })
+        );
+        assert_eq!(
+            "1, 5".parse::<DelayRange>(),
+            Ok(DelayRange {
+                earliest: 1,
+                latest: 5
+            })
+        );
+        assert!("5,1".parse::<DelayRange>().is_err());
+        assert!("x".parse::<DelayRange>().is_err());
+        assert!("-1".parse::<DelayRange>().is_err());
+    }
+
+    #[test]
+    fn triangular_delays_stay_in_range() {
+        let range = DelayRange {
+            earliest: 1,
+            latest: 3,
+        };
+        for _ in 0..1000 {
+            let d = range.pick().as_secs_f64();
+            assert!((1.0..=3.0).contains(&d), "{d}");
+        }
+        assert_eq!(DelayRange::default().pick(), Duration::ZERO);
+    }
+}
