@@ -1,0 +1,90 @@
+//! The conductor's settings, with Ironic's defaults and names.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[conductor]` in the config file. Durations are whole seconds.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConductorConfig {
+    /// The name this conductor registers under and writes into
+    /// `reservation`; empty means the machine's host name.
+    pub host: String,
+    pub conductor_group: String,
+    /// How many flows may run at once.
+    pub workers_pool_size: usize,
+    /// Attempts to take a busy node's lock before answering 409.
+    pub node_locked_retry_attempts: u32,
+    pub node_locked_retry_interval: u64,
+    /// 0 disables the power-state sync.
+    pub sync_power_state_interval: u64,
+    pub power_state_sync_max_retries: u32,
+    pub force_power_state_during_sync: bool,
+    pub check_provision_state_interval: u64,
+    pub deploy_callback_timeout: u64,
+    pub clean_callback_timeout: u64,
+    pub inspect_wait_timeout: u64,
+    pub rescue_callback_timeout: u64,
+    pub service_callback_timeout: u64,
+    pub heartbeat_interval: u64,
+    pub heartbeat_timeout: u64,
+    /// Clean nodes on provide and undeploy unless the node says otherwise.
+    pub automated_clean: bool,
+    pub allow_deleting_available_nodes: bool,
+    pub allow_provisioning_in_maintenance: bool,
+    /// Longest a `wait` step with `seconds` may hold a worker.
+    pub max_conductor_wait_step_seconds: u64,
+    pub soft_power_off_timeout: u64,
+}
+
+impl Default for ConductorConfig {
+    fn default() -> Self {
+        ConductorConfig {
+            host: String::new(),
+            conductor_group: String::new(),
+            workers_pool_size: 300,
+            node_locked_retry_attempts: 3,
+            node_locked_retry_interval: 1,
+            sync_power_state_interval: 120,
+            power_state_sync_max_retries: 3,
+            force_power_state_during_sync: true,
+            check_provision_state_interval: 60,
+            deploy_callback_timeout: 1800,
+            clean_callback_timeout: 1800,
+            inspect_wait_timeout: 1800,
+            rescue_callback_timeout: 1800,
+            service_callback_timeout: 1800,
+            heartbeat_interval: 10,
+            heartbeat_timeout: 60,
+            automated_clean: true,
+            allow_deleting_available_nodes: true,
+            allow_provisioning_in_maintenance: true,
+            max_conductor_wait_step_seconds: 30,
+            soft_power_off_timeout: 600,
+        }
+    }
+}
+
+pub(crate) fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+impl ConductorConfig {
+    /// Checks values that would make the conductor misbehave.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.workers_pool_size == 0 {
+            return Err("conductor.workers_pool_size must be at least 1".into());
+        }
+        if self.node_locked_retry_attempts == 0 {
+            return Err("conductor.node_locked_retry_attempts must be at least 1".into());
+        }
+        if self.check_provision_state_interval == 0 || self.heartbeat_interval == 0 {
+            return Err("conductor intervals must be at least 1 second".into());
+        }
+        if self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err("conductor.heartbeat_timeout must exceed heartbeat_interval".into());
+        }
+        Ok(())
+    }
+}

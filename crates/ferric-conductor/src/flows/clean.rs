@@ -1,0 +1,246 @@
+//! Cleaning: automated (on `provide` and after undeploy, ending in
+//! `available`) and manual (`clean` with steps, ending in `manageable`).
+
+use std::time::Duration;
+
+use ferric_core::{Event, JsonObject, ProvisionState};
+use serde_json::{json, Value};
+
+use super::steps::{self, StepKind, StepsEnd};
+use crate::error::{ConductorError, Result};
+use crate::task::Task;
+
+/// `provide`: manageable → cleaning → available.
+pub(crate) async fn start_provide(mut task: Task) -> Result<()> {
+    if task.node.retired {
+        let node = task.node.uuid.to_string();
+        return super::refuse(
+            task,
+            ConductorError::NodeIsRetired {
+                op: "providing",
+                node,
+            },
+        )
+        .await;
+    }
+    if task.node.maintenance && !task.inner.config.allow_provisioning_in_maintenance {
+        let node = task.node.uuid.to_string();
+        return super::refuse(
+            task,
+            ConductorError::NodeInMaintenance {
+                op: "providing",
+                node,
+            },
+        )
+        .await;
+    }
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    task.fire(Event::Provide, None)?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, "automated clean", run(task, None));
+    Ok(())
+}
+
+/// `clean`: manageable → cleaning → manageable, running the user's steps.
+pub(crate) async fn start_manual(
+    mut task: Task,
+    user_steps: Vec<JsonObject>,
+    disable_ramdisk: Option<bool>,
+) -> Result<()> {
+    if task.node.maintenance {
+        let node = task.node.uuid.to_string();
+        return super::refuse(
+            task,
+            ConductorError::NodeInMaintenance {
+                op: "cleaning",
+                node,
+            },
+        )
+        .await;
+    }
+    if let Err(e) = validate_for_cleaning(&mut task).await {
+        return super::refuse(task, ConductorError::Invalid(e)).await;
+    }
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    task.fire(Event::Clean, Some(ProvisionState::Manageable))?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(
+        slot,
+        "manual clean",
+        run(task, Some((user_steps, disable_ramdisk))),
+    );
+    Ok(())
+}
+
+async fn validate_for_cleaning(task: &mut Task) -> Result<(), String> {
+    let uuid = task.node.uuid;
+    let driver = task.driver().map_err(|e| e.to_string())?;
+    let prefix = |e: ferric_drivers::DriverError| {
+        format!("Validation of node {uuid} for cleaning failed: {e}")
+    };
+    driver.power.validate(&task.dtask()).await.map_err(prefix)?;
+    driver
+        .network
+        .validate(&task.dtask())
+        .await
+        .map_err(prefix)?;
+    Ok(())
+}
+
+fn is_manual(task: &Task) -> bool {
+    task.node.target_provision_state == Some(ProvisionState::Manageable)
+}
+
+/// Runs cleaning from the start. `manual` carries the user's steps.
+pub(crate) async fn run(
+    mut task: Task,
+    manual: Option<(Vec<JsonObject>, Option<bool>)>,
+) -> Result<()> {
+    if manual.is_none() && !automated_clean_enabled(&task) {
+        task.node.clean_step.clear();
+        task.fire(Event::Done, None)?;
+        task.release().await?;
+        return Ok(());
+    }
+    if let Err(msg) = validate_for_cleaning(&mut task).await {
+        return fail(task, msg).await;
+    }
+    super::wipe_cleaning_info(&mut task);
+    let driver = task.driver()?;
+    match driver.deploy.prepare_cleaning(&mut task.dtask()).await {
+        Ok(ferric_drivers::Outcome::Wait) => return wait(task).await,
+        Ok(ferric_drivers::Outcome::Done) => {}
+        Err(e) => {
+            let msg = format!(
+                "Failed to prepare node {} for cleaning: {e}",
+                task.node.uuid
+            );
+            return fail(task, msg).await;
+        }
+    }
+    let steps = match &manual {
+        None => steps::automated_steps(&driver, StepKind::Clean),
+        Some((user, disable_ramdisk)) => {
+            task.set_internal("cleaning_disable_ramdisk", json!(disable_ramdisk));
+            task.set_internal("declarative_cleaning", json!(true));
+            match steps::validate_user_steps(&driver, StepKind::Clean, user) {
+                Ok(s) => s,
+                Err(e) => {
+                    let msg = format!("Cannot clean node {}: {e}", task.node.uuid);
+                    return fail(task, msg).await;
+                }
+            }
+        }
+    };
+    task.set_internal(
+        "clean_steps",
+        Value::Array(steps.into_iter().map(Value::Object).collect()),
+    );
+    task.node.clean_step.clear();
+    continue_from(task, 0).await
+}
+
+fn automated_clean_enabled(task: &Task) -> bool {
+    task.node
+        .automated_clean
+        .unwrap_or(task.inner.config.automated_clean)
+}
+
+/// Runs the stored clean steps from `start` to the end, a wait, a hold or
+/// a failure.
+pub(crate) async fn continue_from(mut task: Task, mut start: usize) -> Result<()> {
+    loop {
+        match steps::run_steps(&mut task, StepKind::Clean, start).await? {
+            StepsEnd::Done => return finish(task).await,
+            StepsEnd::Wait => return wait(task).await,
+            StepsEnd::Hold => {
+                let target = task.node.target_provision_state;
+                task.fire(Event::Hold, target)?;
+                task.release().await?;
+                return Ok(());
+            }
+            StepsEnd::Pause(d) => {
+                pause(&mut task, d).await?;
+                start = steps::next_index(&task, StepKind::Clean);
+            }
+            StepsEnd::Failed(msg) => return fail(task, msg).await,
+        }
+    }
+}
+
+/// A `wait` step with a duration: sit in `clean wait`, then go on.
+async fn pause(task: &mut Task, d: Duration) -> Result<()> {
+    let target = task.node.target_provision_state;
+    task.fire(Event::Wait, target)?;
+    task.save().await?;
+    tokio::time::sleep(d).await;
+    task.fire(Event::Resume, target)?;
+    task.save().await
+}
+
+async fn wait(mut task: Task) -> Result<()> {
+    let target = task.node.target_provision_state;
+    task.fire(Event::Wait, target)?;
+    task.release().await?;
+    Ok(())
+}
+
+async fn finish(mut task: Task) -> Result<()> {
+    task.node.clean_step.clear();
+    super::wipe_cleaning_info(&mut task);
+    let driver = task.driver()?;
+    if let Err(e) = driver.deploy.tear_down_cleaning(&mut task.dtask()).await {
+        let msg = format!(
+            "Failed to tear down from cleaning for node {}, reason: {e}",
+            task.node.uuid
+        );
+        return fail(task, msg).await;
+    }
+    let event = if is_manual(&task) || task.node.retired {
+        Event::Manage
+    } else {
+        Event::Done
+    };
+    task.fire(event, None)?;
+    task.release().await?;
+    Ok(())
+}
+
+/// Ironic's cleaning error handler: a failure during a step puts the node
+/// in maintenance, since the disk may be half-erased.
+pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
+    tracing::warn!(node = %task.node.uuid, error = %msg, "cleaning failed");
+    let mut msg = msg;
+    if !task.node.clean_step.is_empty() {
+        task.node.maintenance = true;
+        task.node.fault = Some("clean failure".into());
+        if task.node.maintenance_reason.is_none() {
+            task.node.maintenance_reason = Some(msg.clone());
+        }
+    }
+    if let Ok(driver) = task.driver() {
+        if let Err(e) = driver.deploy.tear_down_cleaning(&mut task.dtask()).await {
+            msg.push_str(&format!(
+                ". Also Failed to tear down cleaning on node {}, reason: {e}",
+                task.node.uuid
+            ));
+        }
+    }
+    task.node.clean_step.clear();
+    task.remove_internal("clean_step_index");
+    task.node.last_error = Some(msg);
+    let target = is_manual(&task).then_some(ProvisionState::Manageable);
+    task.fire(Event::Fail, target)?;
+    task.release().await?;
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Deploying: available (or deploy failed, active, error for rebuild)
+//! → deploying → active, running deploy steps.
+
+use std::time::Duration;
+
+use ferric_core::{Event, JsonObject};
+use serde_json::{json, Value};
+
+use super::steps::{self, StepKind, StepsEnd};
+use crate::error::{ConductorError, Result};
+use crate::task::Task;
+
+/// What a deploy request carries.
+pub(crate) struct DeployRequest {
+    pub(crate) rebuild: bool,
+    pub(crate) configdrive: Option<Value>,
+    pub(crate) deploy_steps: Vec<JsonObject>,
+}
+
+pub(crate) async fn start(mut task: Task, req: DeployRequest) -> Result<()> {
+    if let Err(e) = check(&mut task, &req).await {
+        return super::refuse(task, e).await;
+    }
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    if !req.rebuild {
+        adopt_instance_project_as_lessee(&mut task);
+    }
+    task.fire(
+        if req.rebuild {
+            Event::Rebuild
+        } else {
+            Event::Deploy
+        },
+        None,
+    )?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, "deploy", run(task, req));
+    Ok(())
+}
+
+async fn check(task: &mut Task, req: &DeployRequest) -> Result<()> {
+    let uuid = task.node.uuid.to_string();
+    if task.node.maintenance {
+        return Err(ConductorError::NodeInMaintenance {
+            op: "provisioning",
+            node: uuid,
+        });
+    }
+    if req.rebuild && task.node.protected {
+        return Err(ConductorError::NodeProtected(uuid));
+    }
+    let driver = task.driver()?;
+    let prefix = format!("Failed to validate deploy or power info for node {uuid}: ");
+    driver
+        .power
+        .validate(&task.dtask())
+        .await
+        .map_err(|e| super::invalid(&prefix, e))?;
+    driver
+        .deploy
+        .validate(&task.dtask())
+        .await
+        .map_err(|e| super::invalid(&prefix, e))?;
+    check_instance_traits(task).map_err(|e| ConductorError::Invalid(format!("{prefix}{e}")))
+}
+
+/// `instance_info.traits` must be a list of traits the node has.
+fn check_instance_traits(task: &Task) -> Result<(), String> {
+    let Some(wanted) = task.node.instance_info.get("traits") else {
+        return Ok(());
+    };
+    let uuid = task.node.uuid;
+    let wanted: Vec<&str> = wanted
+        .as_array()
+        .and_then(|a| a.iter().map(Value::as_str).collect())
+        .ok_or_else(|| {
+            format!("Error parsing traits from Node {uuid} instance_info field. A list of strings is expected.")
+        })?;
+    let missing: Vec<&str> = wanted
+        .into_iter()
+        .filter(|t| !task.node.traits.iter().any(|have| have == t))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Cannot specify instance traits that are not also set on the node. Node {uuid} is missing traits {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// Ironic's automatic lessee: the instance's project leases the node
+/// while it is deployed.
+fn adopt_instance_project_as_lessee(task: &mut Task) {
+    let project = task
+        .node
+        .instance_info
+        .get("project_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let (Some(project), None) = (project, &task.node.lessee) {
+        task.node.lessee = Some(project);
+        task.set_internal("automatic_lessee", json!(true));
+    }
+}
+
+async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
+    super::wipe_deploy_info(&mut task);
+    if let Some(configdrive) = req.configdrive {
+        task.node
+            .instance_info
+            .insert("configdrive".into(), configdrive);
+    }
+    let driver = task.driver()?;
+    if let Err(e) = driver.deploy.prepare(&mut task.dtask()).await {
+        return fail(task, format!("Failed to prepare to deploy: {e}")).await;
+    }
+    let steps = match plan_steps(&driver, &req.deploy_steps) {
+        Ok(s) => s,
+        Err(e) => return fail(task, e).await,
+    };
+    task.set_internal(
+        "user_deploy_steps",
+        Value::Array(req.deploy_steps.into_iter().map(Value::Object).collect()),
+    );
+    task.set_internal(
+        "deploy_steps",
+        Value::Array(steps.into_iter().map(Value::Object).collect()),
+    );
+    task.node.deploy_step.clear();
+    continue_from(task, 0).await
+}
+
+/// The driver's deploy steps, overridden by the user's: a user step with
+/// the same interface and name replaces the driver's priority and args;
+/// priority 0 turns it off.
+fn plan_steps(
+    driver: &ferric_drivers::Driver,
+    user: &[JsonObject],
+) -> Result<Vec<JsonObject>, String> {
+    let validated = steps::validate_user_steps(driver, StepKind::Deploy, user)
+        .map_err(|e| format!("Cannot get deploy steps; failed to deploy: {e}"))?;
+    let key = |s: &JsonObject| (s.get("interface").cloned(), s.get("step").cloned());
+    for u in &validated {
+        let is_core =
+            u.get("interface") == Some(&json!("deploy")) && u.get("step") == Some(&json!("deploy"));
+        let raises = u.get("priority").and_then(Value::as_i64).unwrap_or(0) > 0;
+        if is_core && raises && user.iter().any(|orig| orig.get("priority").is_some()) {
+            return Err("deploy step deploy on interface deploy is a core step and cannot be overridden by user \
+                 steps. It may be disabled by setting the priority to 0"
+                .into());
+        }
+    }
+    let mut plan: Vec<JsonObject> = steps::automated_steps(driver, StepKind::Deploy)
+        .into_iter()
+        .filter(|d| !validated.iter().any(|u| key(u) == key(d)))
+        .collect();
+    plan.extend(validated.into_iter().filter(|u| {
+        let name = u.get("step").and_then(Value::as_str).unwrap_or("");
+        steps::RESERVED_STEPS.contains(&name)
+            || u.get("priority").and_then(Value::as_i64).unwrap_or(0) > 0
+    }));
+    steps::sort_steps(&mut plan);
+    if plan.is_empty() {
+        return Err("No deploy steps returned by the driver".into());
+    }
+    Ok(plan)
+}
+
+pub(crate) async fn continue_from(mut task: Task, mut start: usize) -> Result<()> {
+    loop {
+        match steps::run_steps(&mut task, StepKind::Deploy, start).await? {
+            StepsEnd::Done => return finish(task).await,
+            StepsEnd::Wait => {
+                task.fire(Event::Wait, None)?;
+                task.release().await?;
+                return Ok(());
+            }
+            StepsEnd::Hold => {
+                task.fire(Event::Hold, None)?;
+                task.release().await?;
+                return Ok(());
+            }
+            StepsEnd::Pause(d) => {
+                pause(&mut task, d).await?;
+                start = steps::next_index(&task, StepKind::Deploy);
+            }
+            StepsEnd::Failed(msg) => return fail(task, msg).await,
+        }
+    }
+}
+
+async fn pause(task: &mut Task, d: Duration) -> Result<()> {
+    task.fire(Event::Wait, None)?;
+    task.save().await?;
+    tokio::time::sleep(d).await;
+    task.fire(Event::Resume, None)?;
+    task.save().await
+}
+
+async fn finish(mut task: Task) -> Result<()> {
+    task.node.deploy_step.clear();
+    super::wipe_deploy_info(&mut task);
+    task.fire(Event::Done, None)?;
+    task.release().await?;
+    Ok(())
+}
+
+/// Ironic's deploying error handler.
+pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
+    tracing::warn!(node = %task.node.uuid, error = %msg, "deploy failed");
+    let mut msg = msg;
+    if let Ok(driver) = task.driver() {
+        if let Err(e) = driver.deploy.clean_up(&mut task.dtask()).await {
+            msg.push_str(&format!(". Also failed to clean up due to: {e}"));
+        }
+    }
+    task.node.deploy_step.clear();
+    super::wipe_deploy_info(&mut task);
+    task.node.last_error = Some(msg);
+    task.fire(Event::Fail, None)?;
+    task.release().await?;
+    Ok(())
+}
+
+/// `adopt`: manageable → adopting → active, taking over a node someone
+/// deployed outside Ferric.
+pub(crate) async fn start_adopt(mut task: Task) -> Result<()> {
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    task.fire(Event::Adopt, None)?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, "adopt", adopt(task));
+    Ok(())
+}
+
+async fn adopt(mut task: Task) -> Result<()> {
+    let driver = task.driver()?;
+    let mut result = driver.deploy.prepare(&mut task.dtask()).await;
+    if result.is_ok() {
+        result = driver.deploy.take_over(&mut task.dtask()).await;
+    }
+    match result {
+        Ok(()) => task.fire(Event::Done, None)?,
+        Err(e) => {
+            task.node.power_state = None;
+            task.node.last_error = Some(format!(
+                "Error while attempting to adopt node {}: {e}.",
+                task.node.uuid
+            ));
+            task.fire(Event::Fail, None)?;
+        }
+    }
+    task.release().await?;
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Inspection: manageable (or inspect failed) → inspecting → manageable.
+
+use ferric_core::Event;
+use ferric_drivers::Outcome;
+
+use crate::error::Result;
+use crate::task::Task;
+
+pub(crate) async fn start(mut task: Task) -> Result<()> {
+    let validated = async {
+        let driver = task.driver()?;
+        driver
+            .power
+            .validate(&task.dtask())
+            .await
+            .map_err(|e| super::invalid("", e))?;
+        driver
+            .inspect
+            .validate(&task.dtask())
+            .await
+            .map_err(|e| super::invalid("", e))
+    }
+    .await;
+    if let Err(e) = validated {
+        return super::refuse(task, e).await;
+    }
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    task.fire(Event::Inspect, None)?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, "inspect", run(task));
+    Ok(())
+}
+
+async fn run(mut task: Task) -> Result<()> {
+    let driver = task.driver()?;
+    match driver.inspect.inspect_hardware(&mut task.dtask()).await {
+        Ok(Outcome::Done) => task.fire(Event::Done, None)?,
+        Ok(Outcome::Wait) => task.fire(Event::Wait, None)?,
+        Err(e) => {
+            task.node.last_error = Some(e.to_string());
+            task.fire(Event::Fail, None)?;
+        }
+    }
+    task.release().await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Provisioning flows, one module per family of states. Each has a `start_*`
+//! that checks the request under the node's lock and makes the first
+//! transition, and a worker half that does the slow part and releases the
+//! node when it reaches a stable, waiting or failed state.
+
+pub(crate) mod abort;
+pub(crate) mod clean;
+pub(crate) mod deploy;
+pub(crate) mod inspect;
+pub(crate) mod rescue;
+pub(crate) mod service;
+pub(crate) mod steps;
+pub(crate) mod teardown;
+pub(crate) mod verify;
+
+use ferric_drivers::DriverError;
+use serde_json::Value;
+
+use crate::error::{ConductorError, Result};
+use crate::task::Task;
+
+/// Releases the lock and returns the error: for refusals made under the
+/// lock before anything changed.
+pub(crate) async fn refuse<T>(task: Task, e: ConductorError) -> Result<T> {
+    task.release_unchanged().await?;
+    Err(e)
+}
+
+/// Maps a driver's validation error to the 400 Ironic gives, prefixed.
+pub(crate) fn invalid(prefix: &str, e: DriverError) -> ConductorError {
+    ConductorError::Invalid(format!("{prefix}{e}"))
+}
+
+/// Clears the per-flow keys Ironic keeps in `driver_internal_info` while
+/// a flow runs; the list key stays, set to null, as Ironic leaves it.
+fn wipe_internal(task: &mut Task, list_key: &str, keys: &[&str]) {
+    task.set_internal(list_key, Value::Null);
+    for key in keys {
+        task.remove_internal(key);
+    }
+}
+
+pub(crate) fn wipe_deploy_info(task: &mut Task) {
+    wipe_internal(
+        task,
+        "deploy_steps",
+        &[
+            "user_deploy_steps",
+            "agent_cached_deploy_steps",
+            "deploy_step_index",
+            "steps_validated",
+            "image_source",
+            "agent_start_attempted",
+        ],
+    );
+}
+
+pub(crate) fn wipe_cleaning_info(task: &mut Task) {
+    wipe_internal(
+        task,
+        "clean_steps",
+        &[
+            "agent_cached_clean_steps",
+            "clean_step_index",
+            "cleaning_disable_ramdisk",
+            "steps_validated",
+            "declarative_cleaning",
+            "agent_start_attempted",
+        ],
+    );
+}
+
+pub(crate) fn wipe_service_info(task: &mut Task) {
+    wipe_internal(
+        task,
+        "service_steps",
+        &[
+            "service_step_index",
+            "service_disable_ramdisk",
+            "steps_validated",
+            "agent_start_attempted",
+        ],
+    );
+}
+
+/// Whether the node's current step (of `field`) may be aborted at once.
+pub(crate) fn step_abortable(step: &ferric_core::JsonObject) -> bool {
+    step.is_empty() || step.get("abortable") == Some(&Value::Bool(true))
+}
+
+/// `" during or after the completion of step "iface.step""`, or nothing.
+pub(crate) fn step_suffix(step: &ferric_core::JsonObject) -> String {
+    if step.is_empty() {
+        return String::new();
+    }
+    let iface = step.get("interface").and_then(Value::as_str).unwrap_or("");
+    let name = step.get("step").and_then(Value::as_str).unwrap_or("");
+    format!(" during or after the completion of step \"{iface}.{name}\"")
+}

@@ -1,0 +1,135 @@
+//! Servicing: active → servicing → active, running the user's service
+//! steps on a deployed node.
+
+use std::time::Duration;
+
+use ferric_core::{Event, JsonObject, ProvisionState};
+use serde_json::{json, Value};
+
+use super::steps::{self, StepKind, StepsEnd};
+use crate::error::{ConductorError, Result};
+use crate::task::Task;
+
+pub(crate) async fn start(
+    mut task: Task,
+    user_steps: Vec<JsonObject>,
+    disable_ramdisk: Option<bool>,
+) -> Result<()> {
+    if task.node.maintenance {
+        let node = task.node.uuid.to_string();
+        return super::refuse(
+            task,
+            ConductorError::NodeInMaintenance {
+                op: "service",
+                node,
+            },
+        )
+        .await;
+    }
+    let uuid = task.node.uuid;
+    let validated = async {
+        let driver = task.driver()?;
+        let prefix = format!("Validation of node {uuid} for servicing failed: ");
+        driver
+            .power
+            .validate(&task.dtask())
+            .await
+            .map_err(|e| super::invalid(&prefix, e))?;
+        driver
+            .network
+            .validate(&task.dtask())
+            .await
+            .map_err(|e| super::invalid(&prefix, e))
+    }
+    .await;
+    if let Err(e) = validated {
+        return super::refuse(task, e).await;
+    }
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    task.fire(Event::Service, Some(ProvisionState::Active))?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, "service", run(task, user_steps, disable_ramdisk));
+    Ok(())
+}
+
+async fn run(
+    mut task: Task,
+    user_steps: Vec<JsonObject>,
+    disable_ramdisk: Option<bool>,
+) -> Result<()> {
+    super::wipe_service_info(&mut task);
+    task.set_internal("service_disable_ramdisk", json!(disable_ramdisk));
+    let driver = task.driver()?;
+    let steps = match steps::validate_user_steps(&driver, StepKind::Service, &user_steps) {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = format!("Cannot service node {}: {e}", task.node.uuid);
+            return fail(task, msg).await;
+        }
+    };
+    task.set_internal(
+        "service_steps",
+        Value::Array(steps.into_iter().map(Value::Object).collect()),
+    );
+    task.node.service_step.clear();
+    continue_from(task, 0).await
+}
+
+pub(crate) async fn continue_from(mut task: Task, mut start: usize) -> Result<()> {
+    loop {
+        match steps::run_steps(&mut task, StepKind::Service, start).await? {
+            StepsEnd::Done => {
+                task.node.service_step.clear();
+                super::wipe_service_info(&mut task);
+                task.fire(Event::Done, None)?;
+                task.release().await?;
+                return Ok(());
+            }
+            StepsEnd::Wait => {
+                task.fire(Event::Wait, None)?;
+                task.release().await?;
+                return Ok(());
+            }
+            StepsEnd::Hold => {
+                task.fire(Event::Hold, None)?;
+                task.release().await?;
+                return Ok(());
+            }
+            StepsEnd::Pause(d) => {
+                pause(&mut task, d).await?;
+                start = steps::next_index(&task, StepKind::Service);
+            }
+            StepsEnd::Failed(msg) => return fail(task, msg).await,
+        }
+    }
+}
+
+async fn pause(task: &mut Task, d: Duration) -> Result<()> {
+    task.fire(Event::Wait, None)?;
+    task.save().await?;
+    tokio::time::sleep(d).await;
+    task.fire(Event::Resume, None)?;
+    task.save().await
+}
+
+/// Ironic's servicing error handler.
+pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
+    tracing::warn!(node = %task.node.uuid, error = %msg, "servicing failed");
+    if !task.node.service_step.is_empty() {
+        task.node.maintenance = true;
+        task.node.fault = Some("service failure".into());
+        if task.node.maintenance_reason.is_none() {
+            task.node.maintenance_reason = Some(msg.clone());
+        }
+    }
+    task.node.service_step.clear();
+    task.node.last_error = Some(msg);
+    task.fire(Event::Fail, None)?;
+    task.release().await?;
+    Ok(())
+}

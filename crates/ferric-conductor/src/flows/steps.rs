@@ -1,0 +1,367 @@
+//! Steps: the unit of work of cleaning, deploying and servicing.
+//!
+//! A flow computes its list of steps once, stores it in
+//! `driver_internal_info` (`clean_steps`, `deploy_steps`, `service_steps`)
+//! and runs it from an index, so a flow that waited or was held resumes
+//! where it stopped. The current step is shown in the node's `clean_step`,
+//! `deploy_step` or `service_step` field.
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use ferric_core::{InterfaceKind, JsonObject, PowerState};
+use ferric_drivers::{Driver, Outcome, StepDef, StepFlow};
+use serde_json::{json, Value};
+
+use crate::error::Result;
+use crate::power;
+use crate::task::Task;
+
+/// Which flow a step list belongs to, and where it keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepKind {
+    Clean,
+    Deploy,
+    Service,
+}
+
+impl StepKind {
+    pub(crate) fn flow(self) -> StepFlow {
+        match self {
+            StepKind::Clean => StepFlow::Clean,
+            StepKind::Deploy => StepFlow::Deploy,
+            StepKind::Service => StepFlow::Service,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StepKind::Clean => "clean",
+            StepKind::Deploy => "deploy",
+            StepKind::Service => "service",
+        }
+    }
+
+    pub(crate) fn list_key(self) -> &'static str {
+        match self {
+            StepKind::Clean => "clean_steps",
+            StepKind::Deploy => "deploy_steps",
+            StepKind::Service => "service_steps",
+        }
+    }
+
+    pub(crate) fn index_key(self) -> &'static str {
+        match self {
+            StepKind::Clean => "clean_step_index",
+            StepKind::Deploy => "deploy_step_index",
+            StepKind::Service => "service_step_index",
+        }
+    }
+
+    /// The node field showing the step in progress.
+    pub(crate) fn current(self, task: &mut Task) -> &mut JsonObject {
+        match self {
+            StepKind::Clean => &mut task.node.clean_step,
+            StepKind::Deploy => &mut task.node.deploy_step,
+            StepKind::Service => &mut task.node.service_step,
+        }
+    }
+}
+
+/// Step names every flow understands whatever the interface (Ironic's
+/// reserved steps).
+pub(crate) const RESERVED_STEPS: &[&str] = &["power_on", "power_off", "reboot", "hold", "wait"];
+
+/// Where a run of steps stopped.
+#[derive(Debug, PartialEq)]
+pub(crate) enum StepsEnd {
+    /// Every step ran.
+    Done,
+    /// A step started work that reports back later; the node must wait.
+    Wait,
+    /// A `wait` step asked to pause for a while; the flow resumes after.
+    Pause(Duration),
+    /// A `hold` step: the node waits for `unhold` or `abort`.
+    Hold,
+    /// A step failed; the text goes to `last_error`.
+    Failed(String),
+}
+
+/// Interface ranks that order steps of equal priority (Ironic's).
+fn interface_rank(kind: InterfaceKind) -> u8 {
+    match kind {
+        InterfaceKind::Vendor => 7,
+        InterfaceKind::Power => 6,
+        InterfaceKind::Management => 5,
+        InterfaceKind::Firmware => 4,
+        InterfaceKind::Deploy => 3,
+        InterfaceKind::Bios => 2,
+        InterfaceKind::Raid => 1,
+        _ => 0,
+    }
+}
+
+pub(crate) fn step_json(def: &StepDef) -> JsonObject {
+    let mut obj = JsonObject::new();
+    obj.insert("step".into(), json!(def.step));
+    obj.insert("priority".into(), json!(def.priority));
+    obj.insert("abortable".into(), json!(def.abortable));
+    obj.insert(
+        "argsinfo".into(),
+        def.argsinfo.clone().unwrap_or(Value::Null),
+    );
+    obj.insert("interface".into(), json!(def.interface.as_str()));
+    obj
+}
+
+fn priority(step: &JsonObject) -> i64 {
+    step.get("priority").and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn interface_of(step: &JsonObject) -> Option<InterfaceKind> {
+    step.get("interface")?.as_str()?.parse().ok()
+}
+
+fn name_of(step: &JsonObject) -> &str {
+    step.get("step").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Sorts by priority, highest first, then by interface rank.
+pub(crate) fn sort_steps(steps: &mut [JsonObject]) {
+    steps.sort_by_key(|s| {
+        let rank = interface_of(s).map(interface_rank).unwrap_or(0);
+        (Reverse(priority(s)), Reverse(rank))
+    });
+}
+
+/// The steps an automated flow runs: the driver's steps with a priority
+/// above zero, in order.
+pub(crate) fn automated_steps(driver: &Driver, kind: StepKind) -> Vec<JsonObject> {
+    let mut steps: Vec<JsonObject> = driver
+        .steps(kind.flow())
+        .iter()
+        .filter(|s| s.priority > 0)
+        .map(step_json)
+        .collect();
+    sort_steps(&mut steps);
+    steps
+}
+
+/// Checks steps a user asked for against what the driver offers and fills
+/// in their priority and abortability. Reserved steps pass as they are.
+pub(crate) fn validate_user_steps(
+    driver: &Driver,
+    kind: StepKind,
+    user: &[JsonObject],
+) -> Result<Vec<JsonObject>, String> {
+    let offered = driver.steps(kind.flow());
+    let mut errors = Vec::new();
+    let mut validated = Vec::new();
+    for step in user {
+        let name = name_of(step);
+        if RESERVED_STEPS.contains(&name) {
+            validated.push(step.clone());
+            continue;
+        }
+        let iface = interface_of(step);
+        let Some(def) = offered
+            .iter()
+            .find(|d| Some(d.interface) == iface && d.step == name)
+        else {
+            errors.push(format!(
+                "node does not support this {} step: {}",
+                kind.name(),
+                Value::Object(step.clone())
+            ));
+            continue;
+        };
+        let args = step
+            .get("args")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Err(e) = check_args(def, &args, kind) {
+            errors.push(e);
+            continue;
+        }
+        let mut full = step.clone();
+        full.insert("abortable".into(), json!(def.abortable));
+        full.entry("priority").or_insert(json!(def.priority));
+        full.insert("args".into(), Value::Object(args));
+        validated.push(full);
+    }
+    if errors.is_empty() {
+        Ok(validated)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Arguments must be ones the step declares, and include the required ones.
+fn check_args(def: &StepDef, args: &JsonObject, kind: StepKind) -> Result<(), String> {
+    let info = def.argsinfo.as_ref().and_then(Value::as_object);
+    let unexpected: Vec<&str> = args
+        .keys()
+        .filter(|k| !info.is_some_and(|i| i.contains_key(k.as_str())))
+        .map(String::as_str)
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(format!(
+            "{} step {} has these unexpected arguments: {}",
+            kind.name(),
+            step_label(def),
+            unexpected.join(", ")
+        ));
+    }
+    let missing: Vec<String> = info
+        .into_iter()
+        .flatten()
+        .filter(|(name, spec)| {
+            spec.get("required") == Some(&Value::Bool(true)) && !args.contains_key(name.as_str())
+        })
+        .map(|(name, spec)| {
+            let desc = spec
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!("{name} ({desc})")
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} step {} is missing these required arguments: {}",
+            kind.name(),
+            step_label(def),
+            missing.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn step_label(def: &StepDef) -> String {
+    format!("{}.{}", def.interface, def.step)
+}
+
+/// Runs the stored steps of `kind` from `start`, saving progress before
+/// each one.
+pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> Result<StepsEnd> {
+    let steps: Vec<JsonObject> = task
+        .internal(kind.list_key())
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
+        .unwrap_or_default();
+    let driver = task.driver()?;
+    for (index, step) in steps.iter().enumerate().skip(start) {
+        *kind.current(task) = step.clone();
+        task.set_internal(kind.index_key(), json!(index));
+        task.save().await?;
+        let end = run_one(task, &driver, kind, step).await?;
+        if end != StepsEnd::Done {
+            return Ok(end);
+        }
+    }
+    kind.current(task).clear();
+    task.remove_internal(kind.index_key());
+    Ok(StepsEnd::Done)
+}
+
+/// The index to resume from after the step at the stored index ended.
+pub(crate) fn next_index(task: &Task, kind: StepKind) -> usize {
+    task.internal(kind.index_key())
+        .and_then(Value::as_u64)
+        .and_then(|i| usize::try_from(i).ok())
+        .map_or(0, |i| i + 1)
+}
+
+async fn run_one(
+    task: &mut Task,
+    driver: &Driver,
+    kind: StepKind,
+    step: &JsonObject,
+) -> Result<StepsEnd> {
+    let name = name_of(step).to_owned();
+    let args = step
+        .get("args")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    match name.as_str() {
+        "hold" => return Ok(StepsEnd::Hold),
+        "wait" => {
+            let Some(seconds) = args.get("seconds").and_then(Value::as_u64) else {
+                return Ok(StepsEnd::Wait);
+            };
+            let capped = seconds.min(task.inner.config.max_conductor_wait_step_seconds);
+            return Ok(StepsEnd::Pause(Duration::from_secs(capped)));
+        }
+        "power_on" | "power_off" | "reboot" => {
+            let target = match name.as_str() {
+                "power_on" => PowerState::On,
+                "power_off" => PowerState::Off,
+                _ => PowerState::Rebooting,
+            };
+            return Ok(match power::node_power_action(task, target, None).await? {
+                Ok(()) => StepsEnd::Done,
+                Err(msg) => StepsEnd::Failed(step_failure(task, kind, step, &msg)),
+            });
+        }
+        _ => {}
+    }
+    let Some(iface) = interface_of(step) else {
+        return Ok(StepsEnd::Failed(step_failure(
+            task,
+            kind,
+            step,
+            "unknown interface",
+        )));
+    };
+    let outcome = driver
+        .interface(iface)
+        .execute_step(&mut task.dtask(), &name, &args)
+        .await;
+    Ok(match outcome {
+        Ok(Outcome::Done) => StepsEnd::Done,
+        Ok(Outcome::Wait) => StepsEnd::Wait,
+        Err(e) => StepsEnd::Failed(step_failure(task, kind, step, &e.to_string())),
+    })
+}
+
+fn step_failure(task: &Task, kind: StepKind, step: &JsonObject, error: &str) -> String {
+    match kind {
+        StepKind::Deploy => format!(
+            "Deploy step {}.{} failed: {error}.",
+            step.get("interface").and_then(Value::as_str).unwrap_or(""),
+            name_of(step)
+        ),
+        _ => format!(
+            "Node {} failed step {}: {error}",
+            task.node.uuid,
+            Value::Object(step.clone())
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(iface: &str, name: &str, priority: i64) -> JsonObject {
+        json!({"interface": iface, "step": name, "priority": priority})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn steps_sort_by_priority_then_interface_rank() {
+        let mut steps = vec![
+            step("raid", "a", 10),
+            step("deploy", "b", 10),
+            step("vendor", "c", 1),
+            step("bios", "d", 99),
+        ];
+        sort_steps(&mut steps);
+        let order: Vec<&str> = steps.iter().map(name_of).collect();
+        assert_eq!(order, vec!["d", "b", "a", "c"]);
+    }
+}

@@ -1,0 +1,54 @@
+//! `manage`: from `enroll` through `verifying` (can Ferric reach the BMC?)
+//! to `manageable`; from the other states straight to `manageable`.
+
+use ferric_core::{Event, ProvisionState};
+
+use crate::error::Result;
+use crate::task::Task;
+
+pub(crate) async fn start_manage(mut task: Task) -> Result<()> {
+    if task.node.provision_state != ProvisionState::Enroll {
+        task.fire(Event::Manage, None)?;
+        task.release().await?;
+        return Ok(());
+    }
+    let slot = task.inner.worker_slot();
+    let slot = match slot {
+        Ok(s) => s,
+        Err(e) => return super::refuse(task, e).await,
+    };
+    task.fire(Event::Manage, None)?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, "verify", verify(task));
+    Ok(())
+}
+
+/// Checks the power interface's settings and reads the power state.
+async fn verify(mut task: Task) -> Result<()> {
+    let uuid = task.node.uuid;
+    let driver = task.driver()?;
+    let outcome = match driver.power.validate(&task.dtask()).await {
+        Err(e) => Err(format!(
+            "Failed to validate power driver interface for node {uuid}. Error: {e}"
+        )),
+        Ok(()) => driver
+            .power
+            .get_power_state(&task.dtask())
+            .await
+            .map_err(|e| format!("Failed to get power state for node {uuid}. Error: {e}")),
+    };
+    match outcome {
+        Ok(power) => {
+            task.node.power_state = Some(power);
+            task.fire(Event::Done, None)?;
+        }
+        Err(msg) => {
+            task.node.last_error = Some(msg);
+            task.fire(Event::Fail, None)?;
+        }
+    }
+    task.release().await?;
+    Ok(())
+}

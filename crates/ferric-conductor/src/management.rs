@@ -1,0 +1,164 @@
+//! Management actions (boot device, NMI) and driver validation.
+
+use ferric_core::{BootDevice, Ident, InterfaceKind, NodeIdent};
+use ferric_drivers::{BootDeviceSetting, DriverError};
+
+use crate::error::{ConductorError, Result};
+use crate::task::Task;
+use crate::Conductor;
+
+/// One interface's verdict in `GET /validate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationResult {
+    Valid,
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceValidation {
+    pub kind: InterfaceKind,
+    pub result: ValidationResult,
+}
+
+/// Ironic's order of `/validate`; vendor is never validated there.
+const VALIDATION_ORDER: &[InterfaceKind] = &[
+    InterfaceKind::Boot,
+    InterfaceKind::Deploy,
+    InterfaceKind::Management,
+    InterfaceKind::Network,
+    InterfaceKind::Power,
+    InterfaceKind::Bios,
+    InterfaceKind::Console,
+    InterfaceKind::Firmware,
+    InterfaceKind::Inspect,
+    InterfaceKind::Raid,
+    InterfaceKind::Rescue,
+    InterfaceKind::Storage,
+];
+
+impl Conductor {
+    async fn locked(&self, ident: &NodeIdent) -> Result<Task> {
+        let node = self.inner.store.get_node(ident).await?;
+        self.inner.lock(&Ident::Uuid(node.uuid)).await
+    }
+
+    pub async fn set_boot_device(
+        &self,
+        ident: &NodeIdent,
+        device: BootDevice,
+        persistent: bool,
+    ) -> Result<()> {
+        let mut task = self.locked(ident).await?;
+        let result = async {
+            let (driver, fail) = (task.driver()?, driver_error(&task));
+            driver
+                .management
+                .validate(&task.dtask())
+                .await
+                .map_err(&fail)?;
+            driver
+                .management
+                .set_boot_device(&mut task.dtask(), device, persistent)
+                .await
+                .map_err(&fail)
+        }
+        .await;
+        finish_management(task, result).await
+    }
+
+    pub async fn get_boot_device(&self, ident: &NodeIdent) -> Result<BootDeviceSetting> {
+        let mut task = self.locked(ident).await?;
+        let result = async {
+            let (driver, fail) = (task.driver()?, driver_error(&task));
+            driver
+                .management
+                .validate(&task.dtask())
+                .await
+                .map_err(&fail)?;
+            driver
+                .management
+                .get_boot_device(&task.dtask())
+                .await
+                .map_err(&fail)
+        }
+        .await;
+        finish_management(task, result).await
+    }
+
+    /// Needs no lock: it asks the driver what it supports.
+    pub async fn supported_boot_devices(&self, ident: &NodeIdent) -> Result<Vec<BootDevice>> {
+        let node = self.inner.store.get_node(ident).await?;
+        let driver = self.inner.registry.compose(&node)?;
+        Ok(driver.management.supported_boot_devices())
+    }
+
+    pub async fn inject_nmi(&self, ident: &NodeIdent) -> Result<()> {
+        let mut task = self.locked(ident).await?;
+        let result = async {
+            let (driver, fail) = (task.driver()?, driver_error(&task));
+            driver
+                .management
+                .validate(&task.dtask())
+                .await
+                .map_err(&fail)?;
+            driver
+                .management
+                .inject_nmi(&mut task.dtask())
+                .await
+                .map_err(&fail)
+        }
+        .await;
+        finish_management(task, result).await
+    }
+
+    /// Validates every interface of the node's driver. Reads only; takes
+    /// no lock.
+    pub async fn validate(&self, ident: &NodeIdent) -> Result<Vec<InterfaceValidation>> {
+        let mut node = self.inner.store.get_node(ident).await?;
+        let driver = self.inner.registry.compose(&node)?;
+        let ports = self
+            .inner
+            .store
+            .list_ports(
+                &ferric_db::PortFilter {
+                    node_uuid: Some(node.uuid),
+                    ..Default::default()
+                },
+                &Default::default(),
+            )
+            .await?;
+        let task = ferric_drivers::Task {
+            node: &mut node,
+            ports: &ports,
+        };
+        let mut out = Vec::new();
+        for kind in VALIDATION_ORDER {
+            let iface = driver.interface(*kind);
+            let result = match iface.validate(&task).await {
+                Ok(()) => ValidationResult::Valid,
+                Err(DriverError::Unsupported { .. }) => ValidationResult::Invalid(format!(
+                    "Driver {} does not support {kind} (disabled or not implemented).",
+                    task.node.driver
+                )),
+                Err(e) => ValidationResult::Invalid(e.to_string()),
+            };
+            out.push(InterfaceValidation {
+                kind: *kind,
+                result,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Maps a driver error of this node's driver to what the API reports.
+fn driver_error(task: &Task) -> impl Fn(DriverError) -> ConductorError {
+    let driver = task.node.driver.clone();
+    move |e| ConductorError::from_driver(&driver, e)
+}
+
+/// Releases the node; a management call changes nothing to store.
+async fn finish_management<T>(task: Task, result: Result<T>) -> Result<T> {
+    task.release_unchanged().await?;
+    result
+}

@@ -1,0 +1,141 @@
+//! Start-up recovery: what a conductor killed at any moment left behind.
+//!
+//! Its own reservations are released; pending power changes are dropped;
+//! nodes left in an in-progress state (nobody will resume the work) move to
+//! their failed state with `last_error` saying why.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ferric_core::states::land;
+use ferric_core::{Event, Ident, Node, ProvisionState};
+use ferric_db::{AfterSave, DbError, NodeFilter, Page};
+
+use crate::error::Result;
+use crate::Inner;
+
+pub(crate) async fn recover_after_restart(inner: &Arc<Inner>) -> Result<()> {
+    let host = inner.host.as_str();
+    let mine = NodeFilter {
+        reserved_by: Some(host.to_owned()),
+        ..NodeFilter::default()
+    };
+    for mut node in inner.store.list_nodes(&mine, &Page::default()).await? {
+        if node.target_power_state.take().is_some() {
+            node.last_error =
+                Some("Pending power operation was aborted due to conductor restart".into());
+        }
+        fail_interrupted(&mut node, host, inner.clock.now());
+        inner
+            .store
+            .save_node(&node, host, AfterSave::Release)
+            .await?;
+        tracing::info!(node = %node.uuid, state = %node.provision_state, "released after restart");
+    }
+    let stuck = NodeFilter {
+        reserved: Some(false),
+        provision_states: Some(
+            ProvisionState::ALL
+                .iter()
+                .copied()
+                .filter(|s| s.is_in_progress())
+                .collect(),
+        ),
+        ..NodeFilter::default()
+    };
+    for node in inner.store.list_nodes(&stuck, &Page::default()).await? {
+        let mut node = match inner
+            .store
+            .reserve_node(&Ident::Uuid(node.uuid), host)
+            .await
+        {
+            Ok(n) => n,
+            Err(DbError::NodeLocked { .. } | DbError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        fail_interrupted(&mut node, host, inner.clock.now());
+        inner
+            .store
+            .save_node(&node, host, AfterSave::Release)
+            .await?;
+        tracing::warn!(node = %node.uuid, state = %node.provision_state, "moved out of an interrupted state");
+    }
+    Ok(())
+}
+
+/// Moves a node out of an in-progress state that cannot be resumed.
+pub(crate) fn fail_interrupted(node: &mut Node, host: &str, now: DateTime<Utc>) {
+    let state = node.provision_state;
+    if !state.is_in_progress() {
+        return;
+    }
+    let Ok(landing) = land(state, Event::Fail, None) else {
+        return;
+    };
+    node.last_error = Some(format!(
+        "The {state} state can't be resumed by conductor {host}. Moving to fail state."
+    ));
+    node.provision_state = landing.state;
+    node.target_provision_state = landing.target;
+    node.provision_updated_at = Some(now);
+    if state == ProvisionState::Inspecting {
+        node.inspection_started_at = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferric_core::{Interfaces, NodeUuid};
+
+    #[test]
+    fn interrupted_states_fail_as_ironic_does() {
+        use ProvisionState as S;
+        let cases = [
+            (S::Deploying, S::DeployFailed, Some(S::Active)),
+            (S::Cleaning, S::CleanFailed, Some(S::Available)),
+            (S::Verifying, S::Enroll, None),
+            (S::Inspecting, S::InspectFailed, Some(S::Manageable)),
+            (S::Adopting, S::AdoptFailed, Some(S::Active)),
+            (S::Rescuing, S::RescueFailed, Some(S::Rescue)),
+            (S::Unrescuing, S::UnrescueFailed, Some(S::Active)),
+            (S::Deleting, S::Error, None),
+            (S::Servicing, S::ServiceFailed, Some(S::Active)),
+        ];
+        let now = Utc::now();
+        for (from, to, target) in cases {
+            let mut node = Node::enroll(
+                NodeUuid::new_random(),
+                "fake-hardware".into(),
+                Interfaces::default(),
+                now,
+            );
+            node.provision_state = from;
+            fail_interrupted(&mut node, "c1", now);
+            assert_eq!(
+                (node.provision_state, node.target_provision_state),
+                (to, target),
+                "{from}"
+            );
+            assert_eq!(
+                node.last_error.as_deref(),
+                Some(
+                    format!(
+                        "The {from} state can't be resumed by conductor c1. Moving to fail state."
+                    )
+                    .as_str()
+                )
+            );
+        }
+        let mut active = Node::enroll(
+            NodeUuid::new_random(),
+            "fake-hardware".into(),
+            Interfaces::default(),
+            now,
+        );
+        active.provision_state = S::Active;
+        fail_interrupted(&mut active, "c1", now);
+        assert_eq!(active.provision_state, S::Active);
+        assert_eq!(active.last_error, None);
+    }
+}
