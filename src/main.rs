@@ -1,1 +1,125 @@
-fn main() {}
+//! `ferric`: bare-metal provisioning with an Ironic-compatible API.
+//!
+//! `ferric serve` runs the API and the conductor in one process on its
+//! embedded defaults: SQLite in a data directory, listening on
+//! 127.0.0.1:6385.
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ferric_api::AppState;
+use ferric_conductor::{Conductor, SystemClock};
+use ferric_db::{SqliteStore, Store};
+use ferric_drivers::Registry;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "ferric", version, about = "Bare-metal provisioning, Ironic-compatible")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the conductor.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:6385].
+    #[arg(long, env = "FERRIC_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Directory for the database; created if missing.
+    #[arg(long, env = "FERRIC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, env = "FERRIC_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log))
+        .context("invalid log filter")?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: config::Config) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("ferric.sqlite");
+    let store = SqliteStore::open(&db_path)
+        .await
+        .with_context(|| format!("cannot open database {}", db_path.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let registry = Arc::new(Registry::builtin(config.fake));
+    let conductor = Conductor::start(store, registry, config.conductor.clone(), Arc::new(SystemClock))
+        .await
+        .context("cannot start the conductor")?;
+    let state = AppState {
+        conductor: conductor.clone(),
+        public_endpoint: Some(config.public_endpoint.clone()).filter(|s| !s.is_empty()),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr().context("no local address")?;
+    tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "ferric is serving");
+    println!("ferric listening on http://{local}");
+    axum::serve(listener, ferric_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("shutting down");
+    conductor.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,1 +1,161 @@
+//! Ferric's REST API: Ironic's API v1, so the stock OpenStack clients work
+//! unchanged against it.
+//!
+//! Architecture invariants:
+//! - Only this crate knows microversions: the conductor and storage see
+//!   typed commands and records, never a version or an HTTP detail.
+//! - Reads go to storage directly; every change goes through the
+//!   conductor, which takes the node's lock.
+//! - Every error leaves through [`error::ApiError`], in Ironic's body shape;
+//!   secrets leave only masked ([`mask`]).
 
+pub mod chassis;
+pub mod conductors;
+pub mod context;
+pub mod drivers;
+pub mod error;
+pub mod listing;
+pub mod mask;
+pub mod nodes;
+pub mod patch;
+pub mod portgroups;
+pub mod ports;
+pub mod root;
+pub mod version;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use ferric_conductor::Conductor;
+use ferric_db::Store;
+
+use error::ApiError;
+use version::VersionError;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub conductor: Conductor,
+    /// The URL links start with; `None` means "as the client called us".
+    pub public_endpoint: Option<String>,
+}
+
+impl AppState {
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.conductor.store()
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let v1 = v1_routes();
+    Router::new()
+        .route("/", get(root::root))
+        .route("/v1", get(root::v1))
+        .route("/v1/", get(root::v1))
+        .nest("/v1", v1.clone())
+        .merge(v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(versioning))
+        .with_state(state)
+}
+
+fn v1_routes() -> Router<AppState> {
+    use nodes::actions as na;
+    Router::new()
+        .route("/nodes", get(nodes::list).post(nodes::create))
+        .route("/nodes/detail", get(nodes::list_detail))
+        .route("/nodes/validate", get(na::validate_by_query))
+        .route("/nodes/{node}", get(nodes::show).patch(nodes::update).delete(nodes::delete))
+        .route("/nodes/{node}/states", get(na::states))
+        .route("/nodes/{node}/states/power", put(na::power))
+        .route("/nodes/{node}/states/provision", put(na::provision))
+        .route("/nodes/{node}/states/raid", put(na::set_raid))
+        .route("/nodes/{node}/maintenance", put(na::set_maintenance).delete(na::unset_maintenance))
+        .route("/nodes/{node}/management/boot_device", get(na::get_boot_device).put(na::set_boot_device))
+        .route("/nodes/{node}/management/boot_device/supported", get(na::supported_boot_devices))
+        .route("/nodes/{node}/management/inject_nmi", put(na::inject_nmi))
+        .route("/nodes/{node}/validate", get(na::validate))
+        .route("/nodes/{node}/traits", get(na::get_traits).put(na::set_traits).delete(na::remove_traits))
+        .route("/nodes/{node}/traits/{name}", put(na::add_trait).delete(na::remove_trait))
+        .route("/nodes/{node}/ports", get(ports::list_of_node))
+        .route("/nodes/{node}/ports/detail", get(ports::list_of_node_detail))
+        .route("/nodes/{node}/portgroups", get(portgroups::list_of_node))
+        .route("/nodes/{node}/portgroups/detail", get(portgroups::list_of_node_detail))
+        .route("/ports", get(ports::list).post(ports::create))
+        .route("/ports/detail", get(ports::list_detail))
+        .route("/ports/{port}", get(ports::show).patch(ports::update).delete(ports::delete))
+        .route("/portgroups", get(portgroups::list).post(portgroups::create))
+        .route("/portgroups/detail", get(portgroups::list_detail))
+        .route("/portgroups/{pg}", get(portgroups::show).patch(portgroups::update).delete(portgroups::delete))
+        .route("/portgroups/{pg}/ports", get(portgroups::ports))
+        .route("/portgroups/{pg}/ports/detail", get(portgroups::ports_detail))
+        .route("/chassis", get(chassis::list).post(chassis::create))
+        .route("/chassis/detail", get(chassis::list_detail))
+        .route("/chassis/{c}", get(chassis::show).patch(chassis::update).delete(chassis::delete))
+        .route("/chassis/{c}/nodes", get(chassis::nodes))
+        .route("/chassis/{c}/nodes/detail", get(chassis::nodes_detail))
+        .route("/drivers", get(drivers::list))
+        .route("/drivers/{name}", get(drivers::show))
+        .route("/drivers/{name}/properties", get(drivers::properties))
+        .route("/conductors", get(conductors::list))
+        .route("/conductors/{host}", get(conductors::show))
+}
+
+async fn not_found() -> Response {
+    ApiError::routing(StatusCode::NOT_FOUND, "").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::routing(StatusCode::METHOD_NOT_ALLOWED, "").into_response()
+}
+
+/// Negotiates the microversion, stamps Ironic's headers on every
+/// response, and logs the request (never its body).
+async fn versioning(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let negotiated = version::negotiate(req.headers());
+    let mut resp = match &negotiated {
+        Ok(v) => {
+            req.extensions_mut().insert(*v);
+            next.run(req).await
+        }
+        Err(VersionError::Unparsable(header)) => {
+            ApiError::new(StatusCode::NOT_ACCEPTABLE, format!("Invalid value for {header} header")).into_response()
+        }
+        Err(VersionError::Unsupported(msg)) => {
+            let mut e = ApiError::routing(StatusCode::NOT_ACCEPTABLE, msg.clone());
+            e.routing = path != "/";
+            e.into_response()
+        }
+    };
+    let headers = resp.headers_mut();
+    if !matches!(negotiated, Err(VersionError::Unparsable(_))) {
+        headers.insert("x-openstack-ironic-api-minimum-version", HeaderValue::from_static("1.1"));
+        if let Ok(max) = HeaderValue::from_str(&version::MAX.to_string()) {
+            headers.insert("x-openstack-ironic-api-maximum-version", max);
+        }
+    }
+    if let Ok(v) = &negotiated {
+        if let Ok(value) = HeaderValue::from_str(&v.to_string()) {
+            headers.insert("x-openstack-ironic-api-version", value.clone());
+            headers.insert("openstack-api-version", HeaderValue::from_str(&format!("baremetal {v}")).unwrap_or(value));
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-openstack-request-id", id.clone());
+        headers.insert("openstack-request-id", id);
+    }
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, %request_id, "request");
+    resp
+}

@@ -1,0 +1,177 @@
+//! `ferric serve`'s settings: one TOML file, every option also settable by
+//! an environment variable, every field defaulted.
+//!
+//! Precedence: command-line flags, then `FERRIC_*` environment variables,
+//! then the file, then the defaults. A nested option `[conductor] host` is
+//! `FERRIC_CONDUCTOR__HOST` in the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferric_conductor::ConductorConfig;
+use ferric_drivers::FakeDelays;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database lives; created on first run.
+    pub data_dir: PathBuf,
+    /// Base URL of links in API answers; empty means "as the client called".
+    pub public_endpoint: String,
+    /// Log filter, e.g. `info` or `ferric_conductor=debug,info`.
+    pub log: String,
+    pub conductor: ConductorConfig,
+    /// Delays of the `fake` interfaces (Ironic's `[fake]`).
+    pub fake: FakeDelays,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6385)),
+            data_dir: default_data_dir(),
+            public_endpoint: String::new(),
+            log: "info".into(),
+            conductor: ConductorConfig::default(),
+            fake: FakeDelays::default(),
+        }
+    }
+}
+
+/// `/var/lib/ferric` for root, else the user's data directory.
+fn default_data_dir() -> PathBuf {
+    if running_as_root() {
+        return PathBuf::from("/var/lib/ferric");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("ferric");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/ferric"),
+        None => PathBuf::from("ferric-data"),
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+const ENV_PREFIX: &str = "FERRIC_";
+
+/// Reads the configuration: the file (if any), then the environment.
+pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Config> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            text.parse::<toml::Table>()
+                .with_context(|| format!("config file {} is not valid TOML", path.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for (key, value) in env {
+        let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if name == "CONFIG" {
+            continue;
+        }
+        set_path(&mut table, &name.to_ascii_lowercase(), &value).with_context(|| format!("environment variable {key}"))?;
+    }
+    let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+        let place = file.map(|p| format!(" in {}", p.display())).unwrap_or_default();
+        anyhow::anyhow!("invalid configuration{place}: {}", e.message())
+    })?;
+    config.conductor.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(config)
+}
+
+/// Sets `a__b` to `value` in the table, typing the value as TOML would.
+fn set_path(table: &mut toml::Table, path: &str, value: &str) -> Result<()> {
+    let mut parts: Vec<&str> = path.split("__").collect();
+    let Some(last) = parts.pop() else {
+        bail!("empty option name");
+    };
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!("{part} is not a section"),
+        };
+    }
+    current.insert(last.to_owned(), typed(value));
+    Ok(())
+}
+
+/// `true`, `42` and `1.5` are typed; anything else is a string.
+fn typed(value: &str) -> toml::Value {
+    if let Ok(b) = value.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(i) = value.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    toml::Value::String(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = load(None, env(&[])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:6385".parse().unwrap());
+        assert_eq!(c.conductor.deploy_callback_timeout, 1800);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferric.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\n[conductor]\nhost = \"from-file\"\n[fake]\ndeploy_delay = \"2\"\n").unwrap();
+        let c = load(
+            Some(&path),
+            env(&[("FERRIC_CONDUCTOR__HOST", "from-env"), ("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "7"), ("HOME", "/x")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.conductor.host, "from-env");
+        assert_eq!(c.conductor.workers_pool_size, 7);
+        assert_eq!(c.fake.deploy_delay.earliest, 2);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferric.toml");
+        std::fs::write(&path, "[conductor]\nno_such_option = 1\n").unwrap();
+        let err = load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("no_such_option") && err.contains("ferric.toml"), "{err}");
+        let err = load(None, env(&[("FERRIC_LISTEN", "not an address")])).unwrap_err().to_string();
+        assert!(err.contains("invalid configuration"), "{err}");
+        let err = load(None, env(&[("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "0")])).unwrap_err().to_string();
+        assert!(err.contains("workers_pool_size"), "{err}");
+    }
+}
