@@ -96,9 +96,17 @@ impl ConductorError {
             DriverError::InvalidParameter(m) | DriverError::MissingParameter(m) => {
                 ConductorError::Invalid(m)
             }
-            DriverError::Unsupported { operation, .. } => ConductorError::Unsupported {
+            // Ironic's `no-*` interfaces name their interface type, except
+            // for inspection's `abort`, which the base class refuses by name.
+            DriverError::Unsupported {
+                kind, operation, ..
+            } => ConductorError::Unsupported {
                 driver: driver.to_owned(),
-                extension: operation.to_owned(),
+                extension: if operation == "abort" {
+                    operation.to_owned()
+                } else {
+                    kind.to_string()
+                },
             },
             DriverError::Unavailable { .. } => ConductorError::Invalid(e.to_string()),
             DriverError::Failed(m) => ConductorError::Failed(m),

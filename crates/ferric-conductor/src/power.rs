@@ -35,7 +35,7 @@ impl Conductor {
         }
         let slot = match task.inner.worker_slot() {
             Ok(s) => s,
-            Err(e) => return crate::flows::refuse(task, e).await,
+            Err(e) => return crate::flows::no_free_worker(task, e).await,
         };
         task.node.target_power_state = Some(settled(req.target));
         task.node.last_error = None;

@@ -142,7 +142,7 @@ pub(crate) async fn start_unhold(mut task: Task) -> Result<()> {
     };
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     let target = task.node.target_provision_state;
     task.fire(Event::Unhold, target)?;

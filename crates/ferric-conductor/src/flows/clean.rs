@@ -36,7 +36,7 @@ pub(crate) async fn start_provide(mut task: Task) -> Result<()> {
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Provide, None)?;
     task.node.last_error = None;
@@ -68,7 +68,7 @@ pub(crate) async fn start_manual(
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Clean, Some(ProvisionState::Manageable))?;
     task.node.last_error = None;

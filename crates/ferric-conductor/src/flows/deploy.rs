@@ -23,7 +23,7 @@ pub(crate) async fn start(mut task: Task, req: DeployRequest) -> Result<()> {
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     if !req.rebuild {
         adopt_instance_project_as_lessee(&mut task);
@@ -234,7 +234,7 @@ pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
 pub(crate) async fn start_adopt(mut task: Task) -> Result<()> {
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Adopt, None)?;
     task.node.last_error = None;

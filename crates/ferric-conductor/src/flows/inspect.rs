@@ -3,22 +3,16 @@
 use ferric_core::Event;
 use ferric_drivers::Outcome;
 
-use crate::error::Result;
+use crate::error::{ConductorError, Result};
 use crate::task::Task;
 
 pub(crate) async fn start(mut task: Task) -> Result<()> {
     let validated = async {
         let driver = task.driver()?;
-        driver
-            .power
-            .validate(&task.dtask())
-            .await
-            .map_err(|e| super::invalid("", e))?;
-        driver
-            .inspect
-            .validate(&task.dtask())
-            .await
-            .map_err(|e| super::invalid("", e))
+        let name = task.node.driver.clone();
+        let fail = |e| ConductorError::from_driver(&name, e);
+        driver.power.validate(&task.dtask()).await.map_err(fail)?;
+        driver.inspect.validate(&task.dtask()).await.map_err(fail)
     }
     .await;
     if let Err(e) = validated {
@@ -26,7 +20,7 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Inspect, None)?;
     task.node.last_error = None;

@@ -26,6 +26,15 @@ pub(crate) async fn refuse<T>(task: Task, e: ConductorError) -> Result<T> {
     Err(e)
 }
 
+/// Releases the lock and returns the error when no worker is free to run
+/// the flow: the node stays as it was, but, as with Ironic's spawn error
+/// handlers, `last_error` says why nothing happened.
+pub(crate) async fn no_free_worker<T>(mut task: Task, e: ConductorError) -> Result<T> {
+    task.node.last_error = Some("No free conductor workers available".into());
+    task.release().await?;
+    Err(e)
+}
+
 /// Maps a driver's validation error to the 400 Ironic gives, prefixed.
 pub(crate) fn invalid(prefix: &str, e: DriverError) -> ConductorError {
     ConductorError::Invalid(format!("{prefix}{e}"))
@@ -84,8 +93,16 @@ pub(crate) fn wipe_service_info(task: &mut Task) {
 }
 
 /// Whether the node's current step (of `field`) may be aborted at once.
+/// The reserved `hold` and `wait` steps do no work that an abort could
+/// cut short, and nothing ends them but `unhold`, a timeout or the abort
+/// itself, so they always may.
 pub(crate) fn step_abortable(step: &ferric_core::JsonObject) -> bool {
-    step.is_empty() || step.get("abortable") == Some(&Value::Bool(true))
+    step.is_empty()
+        || step.get("abortable") == Some(&Value::Bool(true))
+        || matches!(
+            step.get("step").and_then(Value::as_str),
+            Some("hold" | "wait")
+        )
 }
 
 /// `" during or after the completion of step "iface.step""`, or nothing.

@@ -30,7 +30,7 @@ pub(crate) async fn start_rescue(mut task: Task, password: String) -> Result<()>
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.node
         .instance_info
@@ -45,22 +45,12 @@ pub(crate) async fn start_rescue(mut task: Task, password: String) -> Result<()>
 
 async fn validate(task: &mut Task, with_rescue: bool) -> Result<(), String> {
     let driver = task.driver().map_err(|e| e.to_string())?;
-    driver
-        .power
-        .validate(&task.dtask())
-        .await
-        .map_err(|e| e.to_string())?;
+    let name = task.node.driver.clone();
+    let text = |e| ConductorError::from_driver(&name, e).to_string();
+    driver.power.validate(&task.dtask()).await.map_err(text)?;
     if with_rescue {
-        driver
-            .rescue
-            .validate(&task.dtask())
-            .await
-            .map_err(|e| e.to_string())?;
-        driver
-            .network
-            .validate(&task.dtask())
-            .await
-            .map_err(|e| e.to_string())?;
+        driver.rescue.validate(&task.dtask()).await.map_err(text)?;
+        driver.network.validate(&task.dtask()).await.map_err(text)?;
     }
     Ok(())
 }
@@ -108,7 +98,7 @@ pub(crate) async fn start_unrescue(mut task: Task) -> Result<()> {
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Unrescue, None)?;
     task.node.last_error = None;

@@ -47,7 +47,7 @@ pub(crate) async fn start(
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Service, Some(ProvisionState::Active))?;
     task.node.last_error = None;

@@ -28,7 +28,7 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
     }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     let previous = task.node.provision_state;
     task.fire(Event::Delete, None)?;

@@ -15,7 +15,7 @@ pub(crate) async fn start_manage(mut task: Task) -> Result<()> {
     let slot = task.inner.worker_slot();
     let slot = match slot {
         Ok(s) => s,
-        Err(e) => return super::refuse(task, e).await,
+        Err(e) => return super::no_free_worker(task, e).await,
     };
     task.fire(Event::Manage, None)?;
     task.node.last_error = None;
