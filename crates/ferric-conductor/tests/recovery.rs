@@ -56,12 +56,25 @@ async fn start_up_fails_the_work_a_dead_conductor_left_behind() {
     .await;
     let verifying = left_behind(&store, S::Verifying, Some(S::Manageable), None, |_| {}).await;
     let deleting = left_behind(&store, S::Deleting, Some(S::Available), None, |_| {}).await;
-    // Another conductor's node is not ours to touch.
+    // A live conductor's node is not ours to touch...
+    store
+        .register_conductor("other-host", "", &[], chrono::Utc::now())
+        .await
+        .expect("other conductor registered");
     let theirs = left_behind(
         &store,
         S::Deploying,
         Some(S::Active),
         Some("other-host"),
+        |_| {},
+    )
+    .await;
+    // ...but a lock held by a host that runs no conductor is an orphan.
+    let orphan = left_behind(
+        &store,
+        S::Deploying,
+        Some(S::Active),
+        Some("gone-host"),
         |_| {},
     )
     .await;
@@ -116,6 +129,14 @@ async fn start_up_fails_the_work_a_dead_conductor_left_behind() {
     assert_eq!(node.provision_state, S::Deploying);
     assert_eq!(node.reservation.as_deref(), Some("other-host"));
     assert_eq!(node.last_error, None);
+
+    let node = h.node(orphan.uuid).await;
+    assert_eq!(node.provision_state, S::DeployFailed);
+    assert_eq!(node.reservation, None);
+    assert_eq!(
+        node.last_error.as_deref(),
+        Some(stuck("deploying").as_str())
+    );
 
     let node = h.node(waiting.uuid).await;
     assert_eq!(node.provision_state, S::CleanWait);

@@ -57,6 +57,7 @@ pub struct NodeFilter {
     pub project: Option<String>,
     pub chassis_uuid: Option<String>,
     pub instance_uuid: Option<String>,
+    pub instance_name: Option<String>,
     pub description_contains: Option<String>,
     pub shards: Option<Vec<String>>,
     /// `Some(true)`: only nodes with a shard; `Some(false)`: only without.

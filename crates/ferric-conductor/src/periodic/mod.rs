@@ -34,6 +34,9 @@ pub(crate) fn spawn_all(inner: &Arc<Inner>) {
         |inner| async move {
             timeouts::fail_expired(&inner)
                 .await
+                .map_err(|e| e.to_string())?;
+            recovery::recover_orphans(&inner)
+                .await
                 .map_err(|e| e.to_string())
         },
     );

@@ -32,6 +32,37 @@ pub(crate) async fn recover_after_restart(inner: &Arc<Inner>) -> Result<()> {
             .await?;
         tracing::info!(node = %node.uuid, state = %node.provision_state, "released after restart");
     }
+    recover_orphans(inner).await
+}
+
+/// Frees nodes whose lock holder is gone (a conductor that stopped
+/// heartbeating, or a host name that no longer runs), then fails nodes
+/// left in an in-progress state with nobody working on them. Run at start
+/// and periodically.
+pub(crate) async fn recover_orphans(inner: &Arc<Inner>) -> Result<()> {
+    let host = inner.host.as_str();
+    let now = inner.clock.now();
+    let timeout = chrono::Duration::seconds(
+        i64::try_from(inner.config.heartbeat_timeout).unwrap_or(i64::MAX),
+    );
+    let reserved = NodeFilter {
+        reserved: Some(true),
+        ..NodeFilter::default()
+    };
+    for node in inner.store.list_nodes(&reserved, &Page::default()).await? {
+        let Some(holder) = node.reservation.as_deref().filter(|h| *h != host) else {
+            continue;
+        };
+        let alive = match inner.store.get_conductor(holder).await {
+            Ok(record) => record.is_alive(now, timeout),
+            Err(DbError::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !alive {
+            tracing::warn!(node = %node.uuid, holder, "releasing a lock held by a conductor that is gone");
+            inner.store.release_node(node.uuid, holder).await?;
+        }
+    }
     let stuck = NodeFilter {
         reserved: Some(false),
         provision_states: Some(

@@ -527,6 +527,7 @@ fn push_node_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &NodeFilter) -> bool {
     eq!(f.owner, "owner");
     eq!(f.lessee, "lessee");
     eq!(f.instance_uuid, "instance_uuid");
+    eq!(f.instance_name, "instance_name");
     eq!(f.parent_node, "parent_node");
     eq!(f.reserved_by, "reservation");
     if let Some(project) = &f.project {

@@ -1,0 +1,312 @@
+//! The API benchmark: enrolment rate, read and PATCH latencies, and
+//! provisioning waves, against the real `ferric` binary (or any
+//! Ironic-compatible endpoint).
+//!
+//! `cargo bench --bench api` starts the release binary on a fresh data
+//! directory. `cargo bench --bench api -- --url http://host:port --pid PID`
+//! measures another server instead (Ironic, for a comparison); `--sizes
+//! 1000,10000` sets the node counts and `--waves N` the wave size.
+//! Bounded: at most the given node counts, 8 client threads, and every
+//! wait gives up after two minutes.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const THREADS: usize = 8;
+const WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+struct Target {
+    url: String,
+    pid: Option<u32>,
+    _child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(child) = self._child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_ferric() -> Target {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("ferric.toml");
+    std::fs::write(&config, "log = \"warn\"\n").expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferric"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ferric");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("listen line");
+    let url = line
+        .trim()
+        .trim_start_matches("ferric listening on ")
+        .to_owned();
+    Target {
+        url,
+        pid: Some(child.id()),
+        _child: Some(child),
+        _dir: Some(dir),
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(THREADS)
+        .build()
+        .expect("client")
+}
+
+fn call(c: &Client, method: Method, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut req = c
+        .request(method, url)
+        .header("X-OpenStack-Ironic-API-Version", "1.115");
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Runs `job(i)` for i in 0..n on THREADS threads; returns the wall time.
+fn parallel(n: usize, job: impl Fn(&Client, usize) + Send + Sync + 'static) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (next, job) = (next.clone(), job.clone());
+            std::thread::spawn(move || {
+                let c = client();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    job(&c, i);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("worker");
+    }
+    started.elapsed()
+}
+
+fn median_ms(
+    c: &Client,
+    url: &str,
+    method: Method,
+    body: Option<&Value>,
+    runs: usize,
+) -> (f64, f64) {
+    let mut samples: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let (status, _) = call(c, method.clone(), url, body);
+            assert!(status < 300, "{method} {url}: {status}");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    (samples[runs / 2], samples[runs * 9 / 10])
+}
+
+fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Enrolls nodes `from..to`, each with a port; returns their UUIDs and the
+/// node and port creation rates.
+fn enrol(url: &str, from: usize, to: usize) -> (Vec<String>, f64, f64) {
+    let n = to - from;
+    let uuids = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
+    let (u, base) = (uuids.clone(), url.to_owned());
+    let node_time = parallel(n, move |c, i| {
+        let body = json!({"driver": "fake-hardware", "name": format!("bench-{}", from + i)});
+        let (status, node) = call(c, Method::POST, &format!("{base}/v1/nodes"), Some(&body));
+        assert_eq!(status, 201, "create node: {node}");
+        u.lock().expect("lock")[i] = node["uuid"].as_str().unwrap_or_default().to_owned();
+    });
+    let list = uuids.lock().expect("lock").clone();
+    let (ports, base) = (Arc::new(list.clone()), url.to_owned());
+    let port_time = parallel(n, move |c, i| {
+        let k = from + i;
+        let mac = format!(
+            "52:54:{:02x}:{:02x}:{:02x}:{:02x}",
+            (k >> 24) & 0xff,
+            (k >> 16) & 0xff,
+            (k >> 8) & 0xff,
+            k & 0xff
+        );
+        let body = json!({"address": mac, "node_uuid": ports[i]});
+        let (status, out) = call(c, Method::POST, &format!("{base}/v1/ports"), Some(&body));
+        assert_eq!(status, 201, "create port: {out}");
+    });
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    (list, rate(node_time), rate(port_time))
+}
+
+/// Sends `target` to every node at once and waits until all reach `land`.
+fn wave(url: &str, nodes: &[String], target: &str, land: &str) -> Duration {
+    let started = Instant::now();
+    let (list, base, t) = (Arc::new(nodes.to_vec()), url.to_owned(), target.to_owned());
+    parallel(nodes.len(), move |c, i| {
+        let body = json!({"target": t});
+        let (status, out) = call(
+            c,
+            Method::PUT,
+            &format!("{base}/v1/nodes/{}/states/provision", list[i]),
+            Some(&body),
+        );
+        assert_eq!(status, 202, "{t}: {out}");
+    });
+    let c = client();
+    loop {
+        let url = format!(
+            "{url}/v1/nodes?provision_state={}&fields=uuid,reservation&limit=1000",
+            land.replace(' ', "%20")
+        );
+        let (_, page) = call(&c, Method::GET, &url, None);
+        let done = page["nodes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|n| {
+                        nodes.iter().any(|u| n["uuid"] == **u) && n["reservation"].is_null()
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if done == nodes.len() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "{target} wave stuck: {done}/{} in {land}",
+            nodes.len()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn report_size(url: &str, pid: Option<u32>, size: usize, created: &mut Vec<String>, waves: usize) {
+    let from = created.len();
+    let (mut new, node_rate, port_rate) = enrol(url, from, size);
+    created.append(&mut new);
+    let c = client();
+    let sample = created[created.len() / 2].clone();
+    let (list_p50, list_p90) = median_ms(
+        &c,
+        &format!("{url}/v1/nodes?limit=1000"),
+        Method::GET,
+        None,
+        30,
+    );
+    let (detail_p50, detail_p90) = median_ms(
+        &c,
+        &format!("{url}/v1/nodes/detail?limit=1000"),
+        Method::GET,
+        None,
+        30,
+    );
+    let (get_p50, get_p90) = median_ms(
+        &c,
+        &format!("{url}/v1/nodes/{sample}"),
+        Method::GET,
+        None,
+        500,
+    );
+    let patch = json!([{"op": "add", "path": "/extra/bench", "value": "x"}]);
+    let (patch_p50, patch_p90) = median_ms(
+        &c,
+        &format!("{url}/v1/nodes/{sample}"),
+        Method::PATCH,
+        Some(&patch),
+        300,
+    );
+    println!("\n## {size} nodes, a port each");
+    println!("| measure | result |\n|---|---|");
+    println!("| node creates/s (8 clients) | {node_rate:.0} |");
+    println!("| port creates/s (8 clients) | {port_rate:.0} |");
+    println!("| GET /v1/nodes?limit=1000, median (p90) | {list_p50:.1} ms ({list_p90:.1}) |");
+    println!(
+        "| GET /v1/nodes/detail?limit=1000, median (p90) | {detail_p50:.1} ms ({detail_p90:.1}) |"
+    );
+    println!("| GET /v1/nodes/{{uuid}}, median (p90) | {get_p50:.2} ms ({get_p90:.2}) |");
+    println!("| PATCH /v1/nodes/{{uuid}}, median (p90) | {patch_p50:.2} ms ({patch_p90:.2}) |");
+    let wave_nodes: Vec<String> = created[from..].iter().take(waves).cloned().collect();
+    for (target, land) in [
+        ("manage", "manageable"),
+        ("provide", "available"),
+        ("active", "active"),
+        ("deleted", "available"),
+    ] {
+        let t = wave(url, &wave_nodes, target, land);
+        println!(
+            "| {} nodes {target} → {land} | {:.0} ms |",
+            wave_nodes.len(),
+            t.as_secs_f64() * 1000.0
+        );
+    }
+    if let Some(rss) = peak_rss_mib(pid) {
+        println!("| peak RSS of the server so far | {rss:.1} MiB |");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sizes: Vec<usize> = opt("--sizes")
+        .unwrap_or_else(|| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let waves: usize = opt("--waves").and_then(|w| w.parse().ok()).unwrap_or(200);
+    let target = match opt("--url") {
+        Some(url) => Target {
+            url,
+            pid: opt("--pid").and_then(|p| p.parse().ok()),
+            _child: None,
+            _dir: None,
+        },
+        None => start_ferric(),
+    };
+    println!("# API benchmark against {}", target.url);
+    let mut created = Vec::new();
+    for size in sizes {
+        report_size(&target.url, target.pid, size, &mut created, waves);
+    }
+}
