@@ -36,16 +36,4 @@ pub enum DbError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl From<sqlx::Error> for DbError {
-    fn from(e: sqlx::Error) -> Self {
-        DbError::Backend(Box::new(e))
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for DbError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        DbError::Backend(Box::new(e))
-    }
-}
-
 pub type DbResult<T> = Result<T, DbError>;

@@ -1,23 +1,26 @@
 //! Chassis.
 
 use ferric_core::{Chassis, ChassisUuid};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    check_sort_column, json_column, map_unique, now, parsed_column, push_page, to_json, SqliteStore,
+    check_sort_column, map_unique, opt_ts, push_page, to_json, ts, Cols, Sql, SqliteStore,
 };
 use crate::error::{DbError, DbResult};
 use crate::query::{Page, CHASSIS_SORT_COLUMNS};
 
-fn chassis_from_row(row: &SqliteRow) -> DbResult<Chassis> {
+const SELECT: &str =
+    "SELECT c.id, c.uuid, c.description, c.extra, c.created_at, c.updated_at FROM chassis c";
+
+fn chassis_from_row(row: &Row<'_>) -> DbResult<Chassis> {
+    let mut c = Cols::new(row);
     Ok(Chassis {
-        id: row.try_get("id")?,
-        uuid: parsed_column(row, "uuid")?,
-        description: row.try_get("description")?,
-        extra: json_column(row, "extra")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: c.int()?,
+        uuid: c.parsed("chassis uuid")?,
+        description: c.opt_text()?,
+        extra: c.json("chassis extra")?,
+        created_at: c.time("chassis created_at")?,
+        updated_at: c.opt_time("chassis updated_at")?,
     })
 }
 
@@ -28,75 +31,72 @@ fn not_found(uuid: ChassisUuid) -> DbError {
     }
 }
 
+fn select(conn: &Connection, uuid: ChassisUuid) -> DbResult<Chassis> {
+    conn.prepare_cached(&format!("{SELECT} WHERE c.uuid = ?"))?
+        .query_row([uuid.to_string()], |row| Ok(chassis_from_row(row)))
+        .optional()?
+        .unwrap_or(Err(not_found(uuid)))
+}
+
 impl SqliteStore {
-    pub(super) async fn chassis_create(&self, c: &Chassis) -> DbResult<Chassis> {
-        let row = sqlx::query(
-            "INSERT INTO chassis (uuid, description, extra, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(c.uuid.to_string())
-        .bind(c.description.as_deref())
-        .bind(to_json(&c.extra))
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .fetch_one(&self.writer)
+    pub(super) async fn chassis_create(&self, c: Chassis) -> DbResult<Chassis> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO chassis (uuid, description, extra, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                params![c.uuid.to_string(), c.description, to_json(&c.extra), ts(&c.created_at), opt_ts(&c.updated_at)],
+            )
+            .map_err(|e| map_unique(e, "chassis", |_| c.uuid.to_string()))?;
+            select(tx, c.uuid)
+        })
         .await
-        .map_err(|e| map_unique(e, "chassis", |_| c.uuid.to_string()))?;
-        chassis_from_row(&row)
     }
 
     pub(super) async fn chassis_get(&self, uuid: ChassisUuid) -> DbResult<Chassis> {
-        let row = sqlx::query("SELECT * FROM chassis WHERE uuid = ?")
-            .bind(uuid.to_string())
-            .fetch_optional(&self.readers)
-            .await?;
-        row.map(|r| chassis_from_row(&r))
-            .unwrap_or(Err(not_found(uuid)))
+        self.read(move |conn| select(conn, uuid)).await
     }
 
     pub(super) async fn chassis_list(&self, page: &Page) -> DbResult<Vec<Chassis>> {
         check_sort_column(&page.sort_key, CHASSIS_SORT_COLUMNS)?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT c.* FROM chassis c");
-        push_page(&mut qb, "c", &page.sort_key, page, false);
-        let rows = qb.build().fetch_all(&self.readers).await?;
-        rows.iter().map(chassis_from_row).collect()
+        let mut sql = Sql::new(SELECT);
+        push_page(&mut sql, "c", "chassis", &page.sort_key, page, false);
+        self.read(move |conn| sql.query(conn, chassis_from_row))
+            .await
     }
 
-    pub(super) async fn chassis_save(&self, c: &Chassis) -> DbResult<Chassis> {
-        let row = sqlx::query(
-            "UPDATE chassis SET description = ?, extra = ?, updated_at = ? WHERE id = ? RETURNING *",
-        )
-        .bind(c.description.as_deref())
-        .bind(to_json(&c.extra))
-        .bind(now())
-        .bind(c.id)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.map(|r| chassis_from_row(&r))
-            .unwrap_or(Err(not_found(c.uuid)))
+    pub(super) async fn chassis_save(&self, c: Chassis) -> DbResult<Chassis> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "UPDATE chassis SET description = ?, extra = ?, updated_at = ? WHERE id = ?",
+                params![
+                    c.description,
+                    to_json(&c.extra),
+                    ts(&chrono::Utc::now()),
+                    c.id
+                ],
+            )?;
+            if changed == 0 {
+                return Err(not_found(c.uuid));
+            }
+            select(tx, c.uuid)
+        })
+        .await
     }
 
     pub(super) async fn chassis_delete(&self, uuid: ChassisUuid) -> DbResult<()> {
-        let mut tx = self.writer.begin().await?;
-        let nodes: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM nodes WHERE chassis_id = (SELECT id FROM chassis WHERE uuid = ?)",
-        )
-        .bind(uuid.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        if nodes > 0 {
-            return Err(DbError::Reference(format!(
-                "Chassis {uuid} contains nodes."
-            )));
-        }
-        let done = sqlx::query("DELETE FROM chassis WHERE uuid = ?")
-            .bind(uuid.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(uuid));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            let nodes: i64 = tx.query_row(
+                "SELECT count(*) FROM nodes WHERE chassis_id = (SELECT id FROM chassis WHERE uuid = ?)",
+                [uuid.to_string()],
+                |r| r.get(0),
+            )?;
+            if nodes > 0 {
+                return Err(DbError::Reference(format!("Chassis {uuid} contains nodes.")));
+            }
+            if tx.execute("DELETE FROM chassis WHERE uuid = ?", [uuid.to_string()])? == 0 {
+                return Err(not_found(uuid));
+            }
+            Ok(())
+        })
+        .await
     }
 }

@@ -1,5 +1,10 @@
 //! The SQLite store: one file in the data directory, WAL journal, one
-//! writer connection and a few readers.
+//! writer connection and a few readers, each owned by its own thread.
+//!
+//! Async callers hand a closure to a connection's thread and await its
+//! answer; so the number of threads and connections is fixed, writes queue
+//! in order instead of failing with SQLITE_BUSY, and rows are read
+//! straight from SQLite's buffers without copying every value first.
 
 mod chassis;
 mod conductors;
@@ -8,119 +13,373 @@ mod ports;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::error::{DbError, DbResult};
 use crate::query::{Page, SortDir};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Reader connections; readers never block each other or the writer.
+const READERS: usize = 3;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// Storage in one SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Exactly one connection: writes queue here instead of failing with
-    /// SQLITE_BUSY.
-    writer: SqlitePool,
-    readers: SqlitePool,
+    writer: mpsc::Sender<Job>,
+    readers: mpsc::Sender<Job>,
+}
+
+fn migrations() -> rusqlite_migration::Migrations<'static> {
+    rusqlite_migration::Migrations::new(vec![rusqlite_migration::M::up(include_str!(
+        "../../migrations/sqlite/0001_initial.sql"
+    ))])
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A small page cache per connection keeps memory flat; the OS caches
+    // the file anyway.
+    conn.pragma_update(None, "cache_size", -2048)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Runs jobs on `conn` until every sender is gone.
+fn serve(conn: Connection, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut conn = conn;
+    loop {
+        let job = {
+            let Ok(rx) = jobs.lock() else { return };
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        job(&mut conn);
+    }
+}
+
+fn spawn_thread(
+    name: String,
+    conn: Connection,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+) -> DbResult<()> {
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(256 * 1024)
+        .spawn(move || serve(conn, jobs))
+        .map(drop)
+        .map_err(|e| DbError::Backend(Box::new(e)))
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date.
     pub async fn open(path: &Path) -> DbResult<SqliteStore> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
-            .await?;
-        MIGRATIONS.run(&writer).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(SqliteStore { writer, readers })
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(|e| DbError::Backend(Box::new(e)))?
     }
 
-    /// Closes both pools, checkpointing the WAL.
-    pub async fn close(&self) {
-        self.readers.close().await;
-        self.writer.close().await;
+    fn open_blocking(path: &Path) -> DbResult<SqliteStore> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        migrations()
+            .to_latest(&mut writer)
+            .map_err(|e| DbError::Backend(Box::new(e)))?;
+        let (wtx, wrx) = mpsc::channel::<Job>();
+        spawn_thread("ferric-db-writer".into(), writer, Arc::new(Mutex::new(wrx)))?;
+        let (rtx, rrx) = mpsc::channel::<Job>();
+        let rrx = Arc::new(Mutex::new(rrx));
+        for i in 0..READERS {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI;
+            let reader = Connection::open_with_flags(path, flags)?;
+            reader.busy_timeout(Duration::from_secs(10))?;
+            reader.pragma_update(None, "cache_size", -2048)?;
+            reader.set_prepared_statement_cache_capacity(64);
+            spawn_thread(format!("ferric-db-reader-{i}"), reader, rrx.clone())?;
+        }
+        Ok(SqliteStore {
+            writer: wtx,
+            readers: rtx,
+        })
+    }
+
+    /// Lets the connection threads finish; the database is closed when
+    /// the last clone of the store is dropped.
+    pub async fn close(&self) {}
+
+    async fn on<T: Send + 'static>(
+        queue: &mpsc::Sender<Job>,
+        f: impl FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        queue.send(job).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on a reader connection.
+    pub(super) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        Self::on(&self.readers, move |c| f(c)).await
+    }
+
+    /// Runs `f` in one transaction on the writer connection.
+    pub(super) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        Self::on(&self.writer, move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn closed() -> DbError {
+    DbError::Backend("the database connection thread has stopped".into())
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Backend(Box::new(e))
+    }
+}
+
+/// The message of a failed constraint, e.g. `UNIQUE constraint failed:
+/// nodes.name`.
+fn constraint_message(e: &rusqlite::Error) -> Option<&str> {
+    match e {
+        rusqlite::Error::SqliteFailure(err, Some(msg))
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Some(msg.as_str())
+        }
+        _ => None,
     }
 }
 
 /// Maps a unique-constraint failure to [`DbError::Duplicate`]; anything
 /// else stays a backend error.
-fn map_unique(e: sqlx::Error, kind: &'static str, value_of: impl Fn(&str) -> String) -> DbError {
-    if let sqlx::Error::Database(db) = &e {
-        if let Some(rest) = db.message().strip_prefix("UNIQUE constraint failed: ") {
-            let column = rest.split(", ").next().unwrap_or(rest);
-            let field = column.rsplit('.').next().unwrap_or(column).to_owned();
-            return DbError::Duplicate {
-                kind,
-                value: value_of(&field),
-                field,
-            };
-        }
+fn map_unique(
+    e: rusqlite::Error,
+    kind: &'static str,
+    value_of: impl Fn(&str) -> String,
+) -> DbError {
+    if let Some(rest) =
+        constraint_message(&e).and_then(|m| m.strip_prefix("UNIQUE constraint failed: "))
+    {
+        let column = rest.split(", ").next().unwrap_or(rest);
+        let field = column.rsplit('.').next().unwrap_or(column).to_owned();
+        return DbError::Duplicate {
+            kind,
+            value: value_of(&field),
+            field,
+        };
     }
     DbError::from(e)
 }
 
-fn json_column(row: &SqliteRow, column: &'static str) -> DbResult<ferric_core::JsonObject> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
-        what: column,
-        detail: e.to_string(),
-    })
+fn is_not_null_failure(e: &rusqlite::Error, column: &str) -> bool {
+    constraint_message(e) == Some(format!("NOT NULL constraint failed: {column}").as_str())
 }
 
-fn parsed_column<T: FromStr>(row: &SqliteRow, column: &'static str) -> DbResult<T>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|e: T::Err| DbError::Corrupt {
-        what: column,
-        detail: e.to_string(),
-    })
+/// Timestamps are stored as fixed-width RFC 3339 text in UTC, so they sort
+/// as text.
+pub(crate) fn ts(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-fn optional_parsed_column<T: FromStr>(row: &SqliteRow, column: &'static str) -> DbResult<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| {
-        t.parse().map_err(|e: T::Err| DbError::Corrupt {
-            what: column,
-            detail: e.to_string(),
-        })
-    })
-    .transpose()
+fn opt_ts(t: &Option<DateTime<Utc>>) -> Option<String> {
+    t.as_ref().map(ts)
 }
 
 fn to_json(obj: &ferric_core::JsonObject) -> String {
-    serde_json::Value::Object(obj.clone()).to_string()
+    serde_json::to_string(obj).unwrap_or_else(|_| "{}".into())
 }
 
-fn now() -> DateTime<Utc> {
-    Utc::now()
+/// Reads a row's columns in order; the SELECT lists them in that order.
+pub(crate) struct Cols<'r, 's> {
+    row: &'r Row<'s>,
+    next: usize,
+}
+
+impl<'r, 's> Cols<'r, 's> {
+    pub(crate) fn new(row: &'r Row<'s>) -> Self {
+        Cols { row, next: 0 }
+    }
+
+    fn take<T: rusqlite::types::FromSql>(&mut self) -> DbResult<T> {
+        let v = self.row.get(self.next)?;
+        self.next += 1;
+        Ok(v)
+    }
+
+    fn text(&mut self) -> DbResult<String> {
+        self.take()
+    }
+
+    fn opt_text(&mut self) -> DbResult<Option<String>> {
+        self.take()
+    }
+
+    fn int(&mut self) -> DbResult<i64> {
+        self.take()
+    }
+
+    fn flag(&mut self) -> DbResult<bool> {
+        self.take()
+    }
+
+    fn opt_flag(&mut self) -> DbResult<Option<bool>> {
+        self.take()
+    }
+
+    fn json(&mut self, what: &'static str) -> DbResult<ferric_core::JsonObject> {
+        let i = self.next;
+        self.next += 1;
+        let text = self
+            .row
+            .get_ref(i)?
+            .as_str()
+            .map_err(|e| corrupt(what, e))?;
+        serde_json::from_str(text).map_err(|e| corrupt(what, e))
+    }
+
+    fn parsed<T: FromStr>(&mut self, what: &'static str) -> DbResult<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let i = self.next;
+        self.next += 1;
+        let text = self
+            .row
+            .get_ref(i)?
+            .as_str()
+            .map_err(|e| corrupt(what, e))?;
+        text.parse().map_err(|e| corrupt(what, e))
+    }
+
+    fn opt_parsed<T: FromStr>(&mut self, what: &'static str) -> DbResult<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let i = self.next;
+        self.next += 1;
+        match self
+            .row
+            .get_ref(i)?
+            .as_str_or_null()
+            .map_err(|e| corrupt(what, e))?
+        {
+            Some(text) => text.parse().map(Some).map_err(|e| corrupt(what, e)),
+            None => Ok(None),
+        }
+    }
+
+    fn time(&mut self, what: &'static str) -> DbResult<DateTime<Utc>> {
+        self.parsed::<DateTime<Utc>>(what)
+    }
+
+    fn opt_time(&mut self, what: &'static str) -> DbResult<Option<DateTime<Utc>>> {
+        self.opt_parsed::<DateTime<Utc>>(what)
+    }
+}
+
+fn corrupt(what: &'static str, e: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// SQL text with its parameters, built together.
+#[derive(Default)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) params: Vec<SqlValue>,
+}
+
+impl Sql {
+    pub(crate) fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
+        self.text.push('?');
+        self.params.push(value.into());
+        self
+    }
+
+    /// `column IN (?, ?, ...)`; an empty list matches nothing.
+    pub(crate) fn push_in(
+        &mut self,
+        column: &str,
+        values: impl Iterator<Item = String>,
+    ) -> &mut Self {
+        self.push(column).push(" IN (NULL");
+        for v in values {
+            self.push(", ").bind(v);
+        }
+        self.push(")")
+    }
+
+    /// Runs the query, mapping each row.
+    pub(crate) fn query<T>(
+        &self,
+        conn: &Connection,
+        map: impl Fn(&Row<'_>) -> DbResult<T>,
+    ) -> DbResult<Vec<T>> {
+        let mut stmt = conn.prepare_cached(&self.text)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(self.params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(map(row)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Joins conditions with WHERE, then AND.
+pub(crate) struct Where<'a> {
+    pub(crate) sql: &'a mut Sql,
+    pub(crate) any: bool,
+}
+
+impl Where<'_> {
+    pub(crate) fn next(&mut self) -> &mut Sql {
+        self.sql.push(if self.any { " AND " } else { " WHERE " });
+        self.any = true;
+        self.sql
+    }
 }
 
 /// Appends the keyset condition, order and limit of a page. `table` is the
@@ -128,13 +387,7 @@ fn now() -> DateTime<Utc> {
 /// the table's sortable columns. SQLite puts NULLs first when ascending and
 /// last when descending; the marker condition follows that order, with the
 /// id as tie breaker.
-fn push_page(
-    qb: &mut QueryBuilder<'_, Sqlite>,
-    table: &str,
-    column: &str,
-    page: &Page,
-    has_where: bool,
-) {
+fn push_page(sql: &mut Sql, table: &str, base: &str, column: &str, page: &Page, has_where: bool) {
     let col = format!("{table}.{column}");
     let id = format!("{table}.id");
     let (cmp, dir) = match page.sort_dir {
@@ -142,16 +395,13 @@ fn push_page(
         SortDir::Desc => ("<", "DESC"),
     };
     if let Some(m) = page.marker {
-        qb.push(if has_where { " AND " } else { " WHERE " });
+        sql.push(if has_where { " AND " } else { " WHERE " });
         if column == "id" {
-            qb.push(format!("{id} {cmp} ")).push_bind(m);
+            sql.push(&format!("{id} {cmp} {m}"));
         } else {
-            // The marker row's value, `mv`, is an uncorrelated subquery that
-            // SQLite evaluates once.
-            let mv = format!(
-                "(SELECT {column} FROM {} WHERE id = {m})",
-                base_table(table)
-            );
+            // The marker row's value, an uncorrelated subquery SQLite
+            // evaluates once.
+            let mv = format!("(SELECT {column} FROM {base} WHERE id = {m})");
             let after_null = match page.sort_dir {
                 SortDir::Asc => format!("{col} IS NOT NULL OR {id} > {m}"),
                 SortDir::Desc => format!("{col} IS NULL AND {id} < {m}"),
@@ -160,43 +410,19 @@ fn push_page(
                 SortDir::Asc => String::new(),
                 SortDir::Desc => format!(" OR {col} IS NULL"),
             };
-            qb.push(format!(
+            sql.push(&format!(
                 "(({mv} IS NULL AND ({after_null})) OR ({mv} IS NOT NULL AND \
                  ({col} {cmp} {mv} OR ({col} = {mv} AND {id} {cmp} {m}){nulls_after_values})))"
             ));
         }
     }
     if column == "id" {
-        qb.push(format!(" ORDER BY {id} {dir}"));
+        sql.push(&format!(" ORDER BY {id} {dir}"));
     } else {
-        qb.push(format!(" ORDER BY {col} {dir}, {id} {dir}"));
+        sql.push(&format!(" ORDER BY {col} {dir}, {id} {dir}"));
     }
     if let Some(limit) = page.limit {
-        qb.push(" LIMIT ").push_bind(i64::from(limit));
-    }
-}
-
-/// Appends `column IN (v1, v2, ...)`; an empty list matches nothing.
-fn push_in_list(
-    qb: &mut QueryBuilder<'_, Sqlite>,
-    column: &str,
-    values: impl Iterator<Item = String>,
-) {
-    qb.push(column).push(" IN (NULL");
-    for v in values {
-        qb.push(", ").push_bind(v);
-    }
-    qb.push(")");
-}
-
-fn base_table(alias: &str) -> &str {
-    match alias {
-        "n" => "nodes",
-        "p" => "ports",
-        "g" => "portgroups",
-        "c" => "chassis",
-        "k" => "conductors",
-        other => other,
+        sql.push(&format!(" LIMIT {limit}"));
     }
 }
 
@@ -211,10 +437,10 @@ fn check_sort_column(column: &str, allowed: &[&str]) -> DbResult<()> {
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {
     async fn create_node(&self, node: &ferric_core::Node) -> DbResult<ferric_core::Node> {
-        self.node_create(node).await
+        self.node_create(node.clone()).await
     }
     async fn get_node(&self, ident: &ferric_core::NodeIdent) -> DbResult<ferric_core::Node> {
-        self.node_get(ident).await
+        self.node_get(ident.clone()).await
     }
     async fn get_node_by_id(&self, id: i64) -> DbResult<ferric_core::Node> {
         self.node_get_by_id(id).await
@@ -232,7 +458,7 @@ impl crate::Store for SqliteStore {
         holder: &str,
         after: crate::AfterSave,
     ) -> DbResult<ferric_core::Node> {
-        self.node_save(node, holder, after).await
+        self.node_save(node.clone(), holder.to_owned(), after).await
     }
     async fn set_node_traits(
         &self,
@@ -240,38 +466,39 @@ impl crate::Store for SqliteStore {
         traits: &[String],
         holder: &str,
     ) -> DbResult<ferric_core::Node> {
-        self.node_set_traits(uuid, traits, holder).await
+        self.node_set_traits(uuid, traits.to_vec(), holder.to_owned())
+            .await
     }
     async fn delete_node(&self, uuid: ferric_core::NodeUuid, holder: &str) -> DbResult<()> {
-        self.node_delete(uuid, holder).await
+        self.node_delete(uuid, holder.to_owned()).await
     }
     async fn reserve_node(
         &self,
         ident: &ferric_core::NodeIdent,
         holder: &str,
     ) -> DbResult<ferric_core::Node> {
-        self.node_reserve(ident, holder).await
+        self.node_reserve(ident.clone(), holder.to_owned()).await
     }
     async fn release_node(&self, uuid: ferric_core::NodeUuid, holder: &str) -> DbResult<()> {
-        self.node_release(uuid, holder).await
+        self.node_release(uuid, holder.to_owned()).await
     }
     async fn release_all_reservations(&self, holder: &str) -> DbResult<Vec<ferric_core::NodeUuid>> {
-        self.node_release_all(holder).await
+        self.node_release_all(holder.to_owned()).await
     }
     async fn create_port(&self, port: &ferric_core::Port) -> DbResult<ferric_core::Port> {
-        self.port_create(port).await
+        self.port_create(port.clone()).await
     }
     async fn get_port(&self, uuid: ferric_core::PortUuid) -> DbResult<ferric_core::Port> {
-        self.port_get("uuid", &uuid.to_string()).await
+        self.port_get("uuid", uuid.to_string()).await
     }
     async fn get_port_by_address(
         &self,
         address: &ferric_core::MacAddress,
     ) -> DbResult<ferric_core::Port> {
-        self.port_get_by_address(address).await
+        self.port_get("address", address.to_string()).await
     }
     async fn get_port_by_name(&self, name: &str) -> DbResult<ferric_core::Port> {
-        self.port_get("name", name).await
+        self.port_get("name", name.to_owned()).await
     }
     async fn list_ports(
         &self,
@@ -281,7 +508,7 @@ impl crate::Store for SqliteStore {
         self.port_list(filter, page).await
     }
     async fn save_port(&self, port: &ferric_core::Port) -> DbResult<ferric_core::Port> {
-        self.port_save(port).await
+        self.port_save(port.clone()).await
     }
     async fn delete_port(&self, uuid: ferric_core::PortUuid) -> DbResult<()> {
         self.port_delete(uuid).await
@@ -290,13 +517,13 @@ impl crate::Store for SqliteStore {
         &self,
         group: &ferric_core::Portgroup,
     ) -> DbResult<ferric_core::Portgroup> {
-        self.portgroup_create(group).await
+        self.portgroup_create(group.clone()).await
     }
     async fn get_portgroup(
         &self,
         ident: &ferric_core::Ident<ferric_core::PortgroupUuid>,
     ) -> DbResult<ferric_core::Portgroup> {
-        self.portgroup_get(ident).await
+        self.portgroup_get(ident.clone()).await
     }
     async fn get_portgroup_by_id(&self, id: i64) -> DbResult<ferric_core::Portgroup> {
         self.portgroup_get_by_id(id).await
@@ -312,7 +539,7 @@ impl crate::Store for SqliteStore {
         &self,
         group: &ferric_core::Portgroup,
     ) -> DbResult<ferric_core::Portgroup> {
-        self.portgroup_save(group).await
+        self.portgroup_save(group.clone()).await
     }
     async fn delete_portgroup(&self, uuid: ferric_core::PortgroupUuid) -> DbResult<()> {
         self.portgroup_delete(uuid).await
@@ -321,7 +548,7 @@ impl crate::Store for SqliteStore {
         &self,
         chassis: &ferric_core::Chassis,
     ) -> DbResult<ferric_core::Chassis> {
-        self.chassis_create(chassis).await
+        self.chassis_create(chassis.clone()).await
     }
     async fn get_chassis(&self, uuid: ferric_core::ChassisUuid) -> DbResult<ferric_core::Chassis> {
         self.chassis_get(uuid).await
@@ -330,7 +557,7 @@ impl crate::Store for SqliteStore {
         self.chassis_list(page).await
     }
     async fn save_chassis(&self, chassis: &ferric_core::Chassis) -> DbResult<ferric_core::Chassis> {
-        self.chassis_save(chassis).await
+        self.chassis_save(chassis.clone()).await
     }
     async fn delete_chassis(&self, uuid: ferric_core::ChassisUuid) -> DbResult<()> {
         self.chassis_delete(uuid).await
@@ -342,16 +569,17 @@ impl crate::Store for SqliteStore {
         drivers: &[String],
         now: DateTime<Utc>,
     ) -> DbResult<ferric_core::ConductorRecord> {
-        self.conductor_register(hostname, group, drivers, now).await
+        self.conductor_register(hostname.to_owned(), group.to_owned(), drivers.to_vec(), now)
+            .await
     }
     async fn touch_conductor(&self, hostname: &str, now: DateTime<Utc>) -> DbResult<()> {
-        self.conductor_touch(hostname, now).await
+        self.conductor_touch(hostname.to_owned(), now).await
     }
     async fn unregister_conductor(&self, hostname: &str) -> DbResult<()> {
-        self.conductor_unregister(hostname).await
+        self.conductor_unregister(hostname.to_owned()).await
     }
     async fn get_conductor(&self, hostname: &str) -> DbResult<ferric_core::ConductorRecord> {
-        self.conductor_get(hostname).await
+        self.conductor_get(hostname.to_owned()).await
     }
     async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ferric_core::ConductorRecord>> {
         self.conductor_list(page).await

@@ -1,23 +1,19 @@
 //! Nodes, their traits and their locks.
 
+use std::sync::LazyLock;
+
 use ferric_core::{Ident, InterfaceKind, Interfaces, Node, NodeIdent, NodeUuid};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    check_sort_column, json_column, map_unique, now, optional_parsed_column, parsed_column,
-    push_in_list, push_page, to_json, SqliteStore,
+    check_sort_column, map_unique, opt_ts, push_page, to_json, ts, Cols, Sql, SqliteStore, Where,
 };
 use crate::error::{DbError, DbResult};
 use crate::query::{NodeFilter, Page, NODE_SORT_COLUMNS};
 use crate::AfterSave;
 
-const SELECT_NODE: &str = "SELECT n.*, c.uuid AS chassis_uuid, \
-     (SELECT json_group_array(trait) FROM \
-        (SELECT trait FROM node_traits t WHERE t.node_id = n.id ORDER BY trait)) AS traits \
-     FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id";
-
-/// The columns a save writes, in bind order (see [`bind_node_fields`]).
+/// The columns a save writes, in bind order (see [`node_values`]).
 const WRITABLE_COLUMNS: &[&str] = &[
     "uuid",
     "name",
@@ -81,10 +77,35 @@ const WRITABLE_COLUMNS: &[&str] = &[
     "updated_at",
 ];
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+/// The SELECT of a whole node; [`node_from_row`] reads in this order.
+static SELECT_NODE: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = WRITABLE_COLUMNS
+        .iter()
+        .filter(|c| **c != "chassis_id")
+        .map(|c| format!("n.{c}"))
+        .collect();
+    format!(
+        "SELECT n.id, n.reservation, n.created_at, c.uuid, \
+         (SELECT json_group_array(trait) FROM \
+            (SELECT trait FROM node_traits t WHERE t.node_id = n.id ORDER BY trait)), {} \
+         FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id",
+        columns.join(", ")
+    )
+});
 
-/// The placeholder of a writable column: nodes refer to chassis by id, but
-/// a `Node` knows its chassis by UUID.
+static INSERT_NODE: LazyLock<String> = LazyLock::new(|| {
+    let values: Vec<&str> = WRITABLE_COLUMNS.iter().map(|c| placeholder(c)).collect();
+    format!(
+        "INSERT INTO nodes ({}, created_at) VALUES ({}, ?)",
+        WRITABLE_COLUMNS.join(", "),
+        values.join(", ")
+    )
+});
+
+static UPDATE_NODE: LazyLock<String> = LazyLock::new(|| update_sql(false));
+static UPDATE_NODE_RELEASE: LazyLock<String> = LazyLock::new(|| update_sql(true));
+
+/// Nodes refer to chassis by id, but a `Node` knows its chassis by UUID.
 fn placeholder(column: &str) -> &'static str {
     if column == "chassis_id" {
         "(SELECT id FROM chassis WHERE uuid = ?)"
@@ -93,16 +114,7 @@ fn placeholder(column: &str) -> &'static str {
     }
 }
 
-fn insert_node_sql() -> String {
-    let columns = WRITABLE_COLUMNS.join(", ");
-    let values: Vec<&str> = WRITABLE_COLUMNS.iter().map(|c| placeholder(c)).collect();
-    format!(
-        "INSERT INTO nodes ({columns}, created_at) VALUES ({}, ?) RETURNING id",
-        values.join(", ")
-    )
-}
-
-fn update_node_sql(release: bool) -> String {
+fn update_sql(release: bool) -> String {
     let sets: Vec<String> = WRITABLE_COLUMNS
         .iter()
         .map(|c| format!("{c} = {}", placeholder(c)))
@@ -114,155 +126,156 @@ fn update_node_sql(release: bool) -> String {
     )
 }
 
-/// Binds a node's writable fields in [`WRITABLE_COLUMNS`] order.
-fn bind_node_fields<'q>(
-    q: SqliteQuery<'q>,
-    n: &'q Node,
-    updated_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> SqliteQuery<'q> {
-    let mut q = q
-        .bind(n.uuid.to_string())
-        .bind(n.name.as_deref())
-        .bind(n.description.as_deref())
-        .bind(n.driver.as_str());
-    for kind in InterfaceKind::ALL {
-        q = q.bind(n.interfaces.get(*kind));
-    }
-    q.bind(to_json(&n.driver_info))
-        .bind(to_json(&n.driver_internal_info))
-        .bind(to_json(&n.properties))
-        .bind(to_json(&n.instance_info))
-        .bind(n.instance_uuid.as_deref())
-        .bind(n.instance_name.as_deref())
-        .bind(to_json(&n.extra))
-        .bind(n.chassis_uuid.as_deref())
-        .bind(n.provision_state.as_str())
-        .bind(n.target_provision_state.map(|s| s.as_str()))
-        .bind(n.provision_updated_at)
-        .bind(n.power_state.map(|s| s.as_str()))
-        .bind(n.target_power_state.map(|s| s.as_str()))
-        .bind(n.maintenance)
-        .bind(n.maintenance_reason.as_deref())
-        .bind(n.fault.as_deref())
-        .bind(n.last_error.as_deref())
-        .bind(n.conductor_group.as_str())
-        .bind(n.resource_class.as_deref())
-        .bind(n.owner.as_deref())
-        .bind(n.lessee.as_deref())
-        .bind(n.automated_clean)
-        .bind(n.protected)
-        .bind(n.protected_reason.as_deref())
-        .bind(n.retired)
-        .bind(n.retired_reason.as_deref())
-        .bind(n.console_enabled)
-        .bind(n.boot_mode.as_deref())
-        .bind(n.secure_boot)
-        .bind(to_json(&n.clean_step))
-        .bind(to_json(&n.deploy_step))
-        .bind(to_json(&n.service_step))
-        .bind(to_json(&n.raid_config))
-        .bind(to_json(&n.target_raid_config))
-        .bind(to_json(&n.network_data))
-        .bind(n.shard.as_deref())
-        .bind(n.parent_node.as_deref())
-        .bind(n.allocation_uuid.as_deref())
-        .bind(n.inspection_started_at)
-        .bind(n.inspection_finished_at)
-        .bind(n.health.as_deref())
-        .bind(n.disable_power_off)
-        .bind(updated_at)
+fn text(s: &Option<String>) -> SqlValue {
+    s.clone().map_or(SqlValue::Null, SqlValue::Text)
 }
 
-fn node_from_row(row: &SqliteRow) -> DbResult<Node> {
-    let mut interfaces = Interfaces::default();
-    for kind in InterfaceKind::ALL {
-        let name: String = row.try_get(kind.field_name())?;
-        interfaces.set(*kind, name);
-    }
-    let traits_json: String = row.try_get("traits")?;
+fn flag(b: Option<bool>) -> SqlValue {
+    b.map_or(SqlValue::Null, |b| SqlValue::Integer(i64::from(b)))
+}
+
+/// A node's writable fields in [`WRITABLE_COLUMNS`] order.
+fn node_values(n: &Node, updated_at: Option<chrono::DateTime<chrono::Utc>>) -> Vec<SqlValue> {
+    let mut v: Vec<SqlValue> = vec![
+        SqlValue::Text(n.uuid.to_string()),
+        text(&n.name),
+        text(&n.description),
+        SqlValue::Text(n.driver.clone()),
+    ];
+    v.extend(
+        InterfaceKind::ALL
+            .iter()
+            .map(|k| SqlValue::Text(n.interfaces.get(*k).to_owned())),
+    );
+    v.extend([
+        SqlValue::Text(to_json(&n.driver_info)),
+        SqlValue::Text(to_json(&n.driver_internal_info)),
+        SqlValue::Text(to_json(&n.properties)),
+        SqlValue::Text(to_json(&n.instance_info)),
+        text(&n.instance_uuid),
+        text(&n.instance_name),
+        SqlValue::Text(to_json(&n.extra)),
+        text(&n.chassis_uuid),
+        SqlValue::Text(n.provision_state.as_str().to_owned()),
+        text(&n.target_provision_state.map(|s| s.as_str().to_owned())),
+        text(&opt_ts(&n.provision_updated_at)),
+        text(&n.power_state.map(|s| s.as_str().to_owned())),
+        text(&n.target_power_state.map(|s| s.as_str().to_owned())),
+        flag(Some(n.maintenance)),
+        text(&n.maintenance_reason),
+        text(&n.fault),
+        text(&n.last_error),
+        SqlValue::Text(n.conductor_group.clone()),
+        text(&n.resource_class),
+        text(&n.owner),
+        text(&n.lessee),
+        flag(n.automated_clean),
+        flag(Some(n.protected)),
+        text(&n.protected_reason),
+        flag(Some(n.retired)),
+        text(&n.retired_reason),
+        flag(Some(n.console_enabled)),
+        text(&n.boot_mode),
+        flag(n.secure_boot),
+        SqlValue::Text(to_json(&n.clean_step)),
+        SqlValue::Text(to_json(&n.deploy_step)),
+        SqlValue::Text(to_json(&n.service_step)),
+        SqlValue::Text(to_json(&n.raid_config)),
+        SqlValue::Text(to_json(&n.target_raid_config)),
+        SqlValue::Text(to_json(&n.network_data)),
+        text(&n.shard),
+        text(&n.parent_node),
+        text(&n.allocation_uuid),
+        text(&opt_ts(&n.inspection_started_at)),
+        text(&opt_ts(&n.inspection_finished_at)),
+        text(&n.health),
+        flag(Some(n.disable_power_off)),
+        text(&opt_ts(&updated_at)),
+    ]);
+    v
+}
+
+fn node_from_row(row: &Row<'_>) -> DbResult<Node> {
+    let mut c = Cols::new(row);
+    let id = c.int()?;
+    let reservation = c.opt_text()?;
+    let created_at = c.time("created_at")?;
+    let chassis_uuid = c.opt_text()?;
+    let traits_json = c.text()?;
     let traits: Vec<String> = serde_json::from_str(&traits_json).map_err(|e| DbError::Corrupt {
         what: "traits",
         detail: e.to_string(),
     })?;
+    let uuid = c.parsed("uuid")?;
+    let name = c.opt_text()?;
+    let description = c.opt_text()?;
+    let driver = c.text()?;
+    let mut interfaces = Interfaces::default();
+    for kind in InterfaceKind::ALL {
+        interfaces.set(*kind, c.text()?);
+    }
     Ok(Node {
-        id: row.try_get("id")?,
-        uuid: parsed_column(row, "uuid")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        driver: row.try_get("driver")?,
+        id,
+        uuid,
+        name,
+        description,
+        driver,
         interfaces,
-        driver_info: json_column(row, "driver_info")?,
-        driver_internal_info: json_column(row, "driver_internal_info")?,
-        properties: json_column(row, "properties")?,
-        instance_info: json_column(row, "instance_info")?,
-        instance_uuid: row.try_get("instance_uuid")?,
-        instance_name: row.try_get("instance_name")?,
-        extra: json_column(row, "extra")?,
-        chassis_uuid: row.try_get("chassis_uuid")?,
-        provision_state: parsed_column(row, "provision_state")?,
-        target_provision_state: optional_parsed_column(row, "target_provision_state")?,
-        provision_updated_at: row.try_get("provision_updated_at")?,
-        power_state: optional_parsed_column(row, "power_state")?,
-        target_power_state: optional_parsed_column(row, "target_power_state")?,
-        maintenance: row.try_get("maintenance")?,
-        maintenance_reason: row.try_get("maintenance_reason")?,
-        fault: row.try_get("fault")?,
-        last_error: row.try_get("last_error")?,
-        reservation: row.try_get("reservation")?,
-        conductor_group: row.try_get("conductor_group")?,
-        resource_class: row.try_get("resource_class")?,
+        driver_info: c.json("driver_info")?,
+        driver_internal_info: c.json("driver_internal_info")?,
+        properties: c.json("properties")?,
+        instance_info: c.json("instance_info")?,
+        instance_uuid: c.opt_text()?,
+        instance_name: c.opt_text()?,
+        extra: c.json("extra")?,
+        chassis_uuid,
+        provision_state: c.parsed("provision_state")?,
+        target_provision_state: c.opt_parsed("target_provision_state")?,
+        provision_updated_at: c.opt_time("provision_updated_at")?,
+        power_state: c.opt_parsed("power_state")?,
+        target_power_state: c.opt_parsed("target_power_state")?,
+        maintenance: c.flag()?,
+        maintenance_reason: c.opt_text()?,
+        fault: c.opt_text()?,
+        last_error: c.opt_text()?,
+        reservation,
+        conductor_group: c.text()?,
+        resource_class: c.opt_text()?,
         traits,
-        owner: row.try_get("owner")?,
-        lessee: row.try_get("lessee")?,
-        automated_clean: row.try_get("automated_clean")?,
-        protected: row.try_get("protected")?,
-        protected_reason: row.try_get("protected_reason")?,
-        retired: row.try_get("retired")?,
-        retired_reason: row.try_get("retired_reason")?,
-        console_enabled: row.try_get("console_enabled")?,
-        boot_mode: row.try_get("boot_mode")?,
-        secure_boot: row.try_get("secure_boot")?,
-        clean_step: json_column(row, "clean_step")?,
-        deploy_step: json_column(row, "deploy_step")?,
-        service_step: json_column(row, "service_step")?,
-        raid_config: json_column(row, "raid_config")?,
-        target_raid_config: json_column(row, "target_raid_config")?,
-        network_data: json_column(row, "network_data")?,
-        shard: row.try_get("shard")?,
-        parent_node: row.try_get("parent_node")?,
-        allocation_uuid: row.try_get("allocation_uuid")?,
-        inspection_started_at: row.try_get("inspection_started_at")?,
-        inspection_finished_at: row.try_get("inspection_finished_at")?,
-        health: row.try_get("health")?,
-        disable_power_off: row.try_get("disable_power_off")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        owner: c.opt_text()?,
+        lessee: c.opt_text()?,
+        automated_clean: c.opt_flag()?,
+        protected: c.flag()?,
+        protected_reason: c.opt_text()?,
+        retired: c.flag()?,
+        retired_reason: c.opt_text()?,
+        console_enabled: c.flag()?,
+        boot_mode: c.opt_text()?,
+        secure_boot: c.opt_flag()?,
+        clean_step: c.json("clean_step")?,
+        deploy_step: c.json("deploy_step")?,
+        service_step: c.json("service_step")?,
+        raid_config: c.json("raid_config")?,
+        target_raid_config: c.json("target_raid_config")?,
+        network_data: c.json("network_data")?,
+        shard: c.opt_text()?,
+        parent_node: c.opt_text()?,
+        allocation_uuid: c.opt_text()?,
+        inspection_started_at: c.opt_time("inspection_started_at")?,
+        inspection_finished_at: c.opt_time("inspection_finished_at")?,
+        health: c.opt_text()?,
+        disable_power_off: c.flag()?,
+        updated_at: c.opt_time("updated_at")?,
+        created_at,
     })
 }
 
-static INSERT_NODE: std::sync::LazyLock<String> = std::sync::LazyLock::new(insert_node_sql);
-static UPDATE_NODE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| update_node_sql(false));
-static UPDATE_NODE_RELEASE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| update_node_sql(true));
-
-fn duplicate_node(e: sqlx::Error, node: &Node) -> DbError {
+fn duplicate_node(e: rusqlite::Error, node: &Node) -> DbError {
     map_unique(e, "node", |field| match field {
         "name" => node.name.clone().unwrap_or_default(),
         "instance_uuid" => node.instance_uuid.clone().unwrap_or_default(),
         _ => node.uuid.to_string(),
     })
-}
-
-async fn select_node_by_id(conn: &mut SqliteConnection, id: i64) -> DbResult<Node> {
-    let row = sqlx::query(&format!("{SELECT_NODE} WHERE n.id = ?"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    match row {
-        Some(row) => node_from_row(&row),
-        None => Err(not_found(&id.to_string())),
-    }
 }
 
 fn not_found(ident: &str) -> DbError {
@@ -279,29 +292,35 @@ fn ident_condition(ident: &NodeIdent) -> (&'static str, String) {
     }
 }
 
-async fn insert_traits(
-    conn: &mut SqliteConnection,
-    node_id: i64,
-    traits: &[String],
-) -> DbResult<()> {
+fn select_where(conn: &Connection, column: &str, value: SqlValue, shown: &str) -> DbResult<Node> {
+    let mut sql = Sql::new(&SELECT_NODE);
+    sql.push(&format!(" WHERE n.{column} = ")).bind(value);
+    sql.query(conn, node_from_row)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(shown))
+}
+
+fn select_by_id(conn: &Connection, id: i64) -> DbResult<Node> {
+    select_where(conn, "id", SqlValue::Integer(id), &id.to_string())
+}
+
+fn insert_traits(conn: &Connection, node_id: i64, traits: &[String]) -> DbResult<()> {
+    let mut stmt =
+        conn.prepare_cached("INSERT OR IGNORE INTO node_traits (node_id, trait) VALUES (?, ?)")?;
     for t in traits {
-        sqlx::query("INSERT OR IGNORE INTO node_traits (node_id, trait) VALUES (?, ?)")
-            .bind(node_id)
-            .bind(t)
-            .execute(&mut *conn)
-            .await?;
+        stmt.execute(params![node_id, t])?;
     }
     Ok(())
 }
 
 /// Why a write guarded by `reservation = holder` matched no row.
-async fn lock_lost_or_missing(conn: &mut SqliteConnection, uuid: &str, holder: &str) -> DbError {
-    let exists = sqlx::query("SELECT 1 FROM nodes WHERE uuid = ?")
-        .bind(uuid)
-        .fetch_optional(conn)
-        .await;
+fn lock_lost_or_missing(conn: &Connection, uuid: &str, holder: &str) -> DbError {
+    let exists = conn
+        .query_row("SELECT 1 FROM nodes WHERE uuid = ?", [uuid], |_| Ok(()))
+        .optional();
     match exists {
-        Ok(Some(_)) => DbError::LockLost {
+        Ok(Some(())) => DbError::LockLost {
             node: uuid.to_owned(),
             holder: holder.to_owned(),
         },
@@ -310,270 +329,246 @@ async fn lock_lost_or_missing(conn: &mut SqliteConnection, uuid: &str, holder: &
     }
 }
 
+/// The node's id if `holder` holds it.
+fn held_id(conn: &Connection, uuid: &str, holder: &str) -> DbResult<i64> {
+    conn.query_row(
+        "SELECT id FROM nodes WHERE uuid = ? AND reservation = ?",
+        [uuid, holder],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| lock_lost_or_missing(conn, uuid, holder))
+}
+
 impl SqliteStore {
-    pub(super) async fn node_create(&self, node: &Node) -> DbResult<Node> {
-        let mut tx = self.writer.begin().await?;
-        let created_at = node.created_at;
-        let id: i64 = bind_node_fields(sqlx::query(&INSERT_NODE), node, node.updated_at)
-            .bind(created_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| duplicate_node(e, node))?
-            .try_get("id")?;
-        insert_traits(&mut tx, id, &node.traits).await?;
-        let stored = select_node_by_id(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(stored)
+    pub(super) async fn node_create(&self, node: Node) -> DbResult<Node> {
+        self.write(move |tx| {
+            let mut values = node_values(&node, node.updated_at);
+            values.push(SqlValue::Text(ts(&node.created_at)));
+            tx.prepare_cached(&INSERT_NODE)?
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| duplicate_node(e, &node))?;
+            let id = tx.last_insert_rowid();
+            insert_traits(tx, id, &node.traits)?;
+            select_by_id(tx, id)
+        })
+        .await
     }
 
-    pub(super) async fn node_get(&self, ident: &NodeIdent) -> DbResult<Node> {
-        let (column, value) = ident_condition(ident);
-        let row = sqlx::query(&format!("{SELECT_NODE} WHERE n.{column} = ?"))
-            .bind(&value)
-            .fetch_optional(&self.readers)
-            .await?;
-        match row {
-            Some(row) => node_from_row(&row),
-            None => Err(not_found(&value)),
-        }
+    pub(super) async fn node_get(&self, ident: NodeIdent) -> DbResult<Node> {
+        self.read(move |conn| {
+            let (column, value) = ident_condition(&ident);
+            select_where(conn, column, SqlValue::Text(value.clone()), &value)
+        })
+        .await
     }
 
     pub(super) async fn node_get_by_id(&self, id: i64) -> DbResult<Node> {
-        let mut conn = self.readers.acquire().await?;
-        select_node_by_id(&mut conn, id).await
+        self.read(move |conn| select_by_id(conn, id)).await
     }
 
     pub(super) async fn node_list(&self, filter: &NodeFilter, page: &Page) -> DbResult<Vec<Node>> {
         check_sort_column(&page.sort_key, NODE_SORT_COLUMNS)?;
-        let mut qb = QueryBuilder::<Sqlite>::new(SELECT_NODE);
-        let has_where = push_node_filter(&mut qb, filter);
-        push_page(&mut qb, "n", &page.sort_key, page, has_where);
-        let rows = qb.build().fetch_all(&self.readers).await?;
-        rows.iter().map(node_from_row).collect()
+        let mut sql = Sql::new(&SELECT_NODE);
+        let has_where = push_node_filter(&mut sql, filter);
+        push_page(&mut sql, "n", "nodes", &page.sort_key, page, has_where);
+        self.read(move |conn| sql.query(conn, node_from_row)).await
     }
 
     pub(super) async fn node_save(
         &self,
-        node: &Node,
-        holder: &str,
+        node: Node,
+        holder: String,
         after: AfterSave,
     ) -> DbResult<Node> {
-        let sql: &str = match after {
-            AfterSave::KeepLock => &UPDATE_NODE,
-            AfterSave::Release => &UPDATE_NODE_RELEASE,
-        };
-        let mut tx = self.writer.begin().await?;
-        let done = bind_node_fields(sqlx::query(sql), node, Some(now()))
-            .bind(node.id)
-            .bind(holder)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| duplicate_node(e, node))?;
-        if done.rows_affected() == 0 {
-            return Err(lock_lost_or_missing(&mut tx, &node.uuid.to_string(), holder).await);
-        }
-        let stored = select_node_by_id(&mut tx, node.id).await?;
-        tx.commit().await?;
-        Ok(stored)
+        self.write(move |tx| {
+            let sql: &str = match after {
+                AfterSave::KeepLock => &UPDATE_NODE,
+                AfterSave::Release => &UPDATE_NODE_RELEASE,
+            };
+            let mut values = node_values(&node, Some(chrono::Utc::now()));
+            values.push(SqlValue::Integer(node.id));
+            values.push(SqlValue::Text(holder.clone()));
+            let changed = tx
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| duplicate_node(e, &node))?;
+            if changed == 0 {
+                return Err(lock_lost_or_missing(tx, &node.uuid.to_string(), &holder));
+            }
+            select_by_id(tx, node.id)
+        })
+        .await
     }
 
     pub(super) async fn node_set_traits(
         &self,
         uuid: NodeUuid,
-        traits: &[String],
-        holder: &str,
+        traits: Vec<String>,
+        holder: String,
     ) -> DbResult<Node> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(
-            "UPDATE nodes SET updated_at = ? WHERE uuid = ? AND reservation = ? RETURNING id",
-        )
-        .bind(now())
-        .bind(uuid.to_string())
-        .bind(holder)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(lock_lost_or_missing(&mut tx, &uuid.to_string(), holder).await);
-        };
-        let id: i64 = row.try_get("id")?;
-        sqlx::query("DELETE FROM node_traits WHERE node_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        insert_traits(&mut tx, id, traits).await?;
-        let stored = select_node_by_id(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(stored)
+        self.write(move |tx| {
+            let id = held_id(tx, &uuid.to_string(), &holder)?;
+            tx.execute(
+                "UPDATE nodes SET updated_at = ? WHERE id = ?",
+                params![ts(&chrono::Utc::now()), id],
+            )?;
+            tx.execute("DELETE FROM node_traits WHERE node_id = ?", [id])?;
+            insert_traits(tx, id, &traits)?;
+            select_by_id(tx, id)
+        })
+        .await
     }
 
-    pub(super) async fn node_delete(&self, uuid: NodeUuid, holder: &str) -> DbResult<()> {
-        let mut tx = self.writer.begin().await?;
-        let uuid = uuid.to_string();
-        let row = sqlx::query("SELECT id FROM nodes WHERE uuid = ? AND reservation = ?")
-            .bind(&uuid)
-            .bind(holder)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Err(lock_lost_or_missing(&mut tx, &uuid, holder).await);
-        };
-        let id: i64 = row.try_get("id")?;
-        for sql in [
-            "DELETE FROM ports WHERE node_id = ?",
-            "DELETE FROM portgroups WHERE node_id = ?",
-            "DELETE FROM node_traits WHERE node_id = ?",
-            "DELETE FROM nodes WHERE id = ?",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    pub(super) async fn node_delete(&self, uuid: NodeUuid, holder: String) -> DbResult<()> {
+        self.write(move |tx| {
+            let id = held_id(tx, &uuid.to_string(), &holder)?;
+            for sql in [
+                "DELETE FROM ports WHERE node_id = ?",
+                "DELETE FROM portgroups WHERE node_id = ?",
+                "DELETE FROM node_traits WHERE node_id = ?",
+                "DELETE FROM nodes WHERE id = ?",
+            ] {
+                tx.execute(sql, [id])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
-    pub(super) async fn node_reserve(&self, ident: &NodeIdent, holder: &str) -> DbResult<Node> {
-        let (column, value) = ident_condition(ident);
-        let mut conn = self.writer.acquire().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE nodes SET reservation = ? WHERE {column} = ? AND reservation IS NULL RETURNING id"
-        ))
-        .bind(holder)
-        .bind(&value)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = row {
-            return select_node_by_id(&mut conn, row.try_get("id")?).await;
-        }
-        let holder_row = sqlx::query(&format!(
-            "SELECT uuid, reservation FROM nodes WHERE {column} = ?"
-        ))
-        .bind(&value)
-        .fetch_optional(&mut *conn)
-        .await?;
-        match holder_row {
-            None => Err(not_found(&value)),
-            Some(row) => Err(DbError::NodeLocked {
-                node: row.try_get("uuid")?,
-                holder: row
-                    .try_get::<Option<String>, _>("reservation")?
-                    .unwrap_or_default(),
-            }),
-        }
+    pub(super) async fn node_reserve(&self, ident: NodeIdent, holder: String) -> DbResult<Node> {
+        self.write(move |tx| {
+            let (column, value) = ident_condition(&ident);
+            let id: Option<i64> = tx
+                .query_row(
+                    &format!("UPDATE nodes SET reservation = ? WHERE {column} = ? AND reservation IS NULL RETURNING id"),
+                    [&holder, &value],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = id {
+                return select_by_id(tx, id);
+            }
+            let current: Option<(String, Option<String>)> = tx
+                .query_row(
+                    &format!("SELECT uuid, reservation FROM nodes WHERE {column} = ?"),
+                    [&value],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match current {
+                None => Err(not_found(&value)),
+                Some((node, holder)) => Err(DbError::NodeLocked {
+                    node,
+                    holder: holder.unwrap_or_default(),
+                }),
+            }
+        })
+        .await
     }
 
-    pub(super) async fn node_release(&self, uuid: NodeUuid, holder: &str) -> DbResult<()> {
-        sqlx::query("UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?")
-            .bind(uuid.to_string())
-            .bind(holder)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+    pub(super) async fn node_release(&self, uuid: NodeUuid, holder: String) -> DbResult<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?",
+                [uuid.to_string(), holder],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
-    pub(super) async fn node_release_all(&self, holder: &str) -> DbResult<Vec<NodeUuid>> {
-        let rows =
-            sqlx::query("UPDATE nodes SET reservation = NULL WHERE reservation = ? RETURNING uuid")
-                .bind(holder)
-                .fetch_all(&self.writer)
-                .await?;
-        rows.iter().map(|r| parsed_column(r, "uuid")).collect()
+    pub(super) async fn node_release_all(&self, holder: String) -> DbResult<Vec<NodeUuid>> {
+        self.write(move |tx| {
+            let mut stmt = tx.prepare(
+                "UPDATE nodes SET reservation = NULL WHERE reservation = ? RETURNING uuid",
+            )?;
+            let uuids = stmt
+                .query_map([holder], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            uuids
+                .iter()
+                .map(|u| {
+                    u.parse().map_err(|e: uuid::Error| DbError::Corrupt {
+                        what: "uuid",
+                        detail: e.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 }
 
 /// Appends the WHERE clause of a node filter; says whether it added one.
-fn push_node_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &NodeFilter) -> bool {
-    let mut any = false;
-    let mut and = |qb: &mut QueryBuilder<'_, Sqlite>| {
-        qb.push(if any { " AND " } else { " WHERE " });
-        any = true;
-    };
-    macro_rules! eq {
-        ($field:expr, $col:literal) => {
-            if let Some(v) = &$field {
-                and(qb);
-                qb.push(concat!("n.", $col, " = ")).push_bind(v.clone());
-            }
-        };
+fn push_node_filter(sql: &mut Sql, f: &NodeFilter) -> bool {
+    let mut w = Where { sql, any: false };
+    let equal = [
+        ("driver", &f.driver),
+        ("resource_class", &f.resource_class),
+        ("conductor_group", &f.conductor_group),
+        ("fault", &f.fault),
+        ("owner", &f.owner),
+        ("lessee", &f.lessee),
+        ("instance_uuid", &f.instance_uuid),
+        ("instance_name", &f.instance_name),
+        ("parent_node", &f.parent_node),
+        ("reservation", &f.reserved_by),
+    ];
+    for (column, value) in equal {
+        if let Some(v) = value {
+            w.next().push(&format!("n.{column} = ")).bind(v.clone());
+        }
     }
-    macro_rules! flag {
-        ($field:expr, $col:literal) => {
-            if let Some(v) = $field {
-                and(qb);
-                qb.push(concat!("n.", $col, " = ")).push_bind(v);
-            }
-        };
+    let presence = [
+        (f.associated, "n.instance_uuid"),
+        (f.sharded, "n.shard"),
+        (f.reserved, "n.reservation"),
+    ];
+    for (wanted, column) in presence {
+        if let Some(present) = wanted {
+            w.next()
+                .push(column)
+                .push(if present { " IS NOT NULL" } else { " IS NULL" });
+        }
     }
-    if let Some(assoc) = f.associated {
-        and(qb);
-        qb.push(if assoc {
-            "n.instance_uuid IS NOT NULL"
-        } else {
-            "n.instance_uuid IS NULL"
-        });
+    for (value, column) in [(f.maintenance, "n.maintenance"), (f.retired, "n.retired")] {
+        if let Some(v) = value {
+            w.next().push(column).push(" = ").bind(i64::from(v));
+        }
     }
-    flag!(f.maintenance, "maintenance");
-    flag!(f.retired, "retired");
     if let Some(states) = &f.provision_states {
-        and(qb);
-        push_in_list(
-            qb,
+        w.next().push_in(
             "n.provision_state",
             states.iter().map(|s| s.as_str().to_owned()),
         );
     }
-    eq!(f.driver, "driver");
-    eq!(f.resource_class, "resource_class");
-    eq!(f.conductor_group, "conductor_group");
-    eq!(f.fault, "fault");
-    eq!(f.owner, "owner");
-    eq!(f.lessee, "lessee");
-    eq!(f.instance_uuid, "instance_uuid");
-    eq!(f.instance_name, "instance_name");
-    eq!(f.parent_node, "parent_node");
-    eq!(f.reserved_by, "reservation");
     if let Some(project) = &f.project {
-        and(qb);
-        qb.push("(n.owner = ").push_bind(project.clone());
-        qb.push(" OR n.lessee = ")
-            .push_bind(project.clone())
+        w.next()
+            .push("(n.owner = ")
+            .bind(project.clone())
+            .push(" OR n.lessee = ")
+            .bind(project.clone())
             .push(")");
     }
     if let Some(chassis) = &f.chassis_uuid {
-        and(qb);
-        qb.push("c.uuid = ").push_bind(chassis.clone());
+        w.next().push("c.uuid = ").bind(chassis.clone());
     }
     if let Some(text) = &f.description_contains {
-        and(qb);
-        qb.push("instr(n.description, ")
-            .push_bind(text.clone())
+        w.next()
+            .push("instr(n.description, ")
+            .bind(text.clone())
             .push(") > 0");
     }
     if let Some(shards) = &f.shards {
-        and(qb);
-        push_in_list(qb, "n.shard", shards.iter().cloned());
-    }
-    if let Some(sharded) = f.sharded {
-        and(qb);
-        qb.push(if sharded {
-            "n.shard IS NOT NULL"
-        } else {
-            "n.shard IS NULL"
-        });
+        w.next().push_in("n.shard", shards.iter().cloned());
     }
     if f.exclude_children {
-        and(qb);
-        qb.push("n.parent_node IS NULL");
-    }
-    if let Some(reserved) = f.reserved {
-        and(qb);
-        qb.push(if reserved {
-            "n.reservation IS NOT NULL"
-        } else {
-            "n.reservation IS NULL"
-        });
+        w.next().push("n.parent_node IS NULL");
     }
     if let Some(uuids) = &f.uuids {
-        and(qb);
-        push_in_list(qb, "n.uuid", uuids.iter().map(|u| u.to_string()));
+        w.next()
+            .push_in("n.uuid", uuids.iter().map(|u| u.to_string()));
     }
-    any
+    w.any
 }

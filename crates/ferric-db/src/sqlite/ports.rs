@@ -1,78 +1,157 @@
 //! Ports and port groups.
 
-use ferric_core::{Ident, MacAddress, Port, PortUuid, Portgroup, PortgroupUuid};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use ferric_core::{Ident, Port, PortUuid, Portgroup, PortgroupUuid};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, Row};
 
 use super::{
-    check_sort_column, json_column, map_unique, now, optional_parsed_column, parsed_column,
-    push_in_list, push_page, to_json, SqliteStore,
+    check_sort_column, is_not_null_failure, map_unique, opt_ts, push_page, to_json, ts, Cols, Sql,
+    SqliteStore, Where,
 };
 use crate::error::{DbError, DbResult};
 use crate::query::{Page, PortFilter, PortgroupFilter, PORTGROUP_SORT_COLUMNS, PORT_SORT_COLUMNS};
 
-const SELECT_PORT: &str = "SELECT p.*, n.uuid AS node_uuid, g.uuid AS portgroup_uuid \
+const SELECT_PORT: &str = "SELECT p.id, p.uuid, p.address, n.uuid, g.uuid, p.name, p.description, p.extra, \
+     p.internal_info, p.local_link_connection, p.physical_network, p.pxe_enabled, p.is_smartnic, p.vendor, \
+     p.category, p.available_for_dynamic_portgroup, p.created_at, p.updated_at \
      FROM ports p JOIN nodes n ON n.id = p.node_id LEFT JOIN portgroups g ON g.id = p.portgroup_id";
 
-const SELECT_PORTGROUP: &str =
-    "SELECT g.*, n.uuid AS node_uuid FROM portgroups g JOIN nodes n ON n.id = g.node_id";
+const SELECT_PORTGROUP: &str = "SELECT g.id, g.uuid, g.name, g.address, n.uuid, g.extra, g.internal_info, g.mode, \
+     g.properties, g.standalone_ports_supported, g.physical_network, g.category, g.dynamic_portgroup, \
+     g.created_at, g.updated_at FROM portgroups g JOIN nodes n ON n.id = g.node_id";
 
-fn port_from_row(row: &SqliteRow) -> DbResult<Port> {
+fn port_from_row(row: &Row<'_>) -> DbResult<Port> {
+    let mut c = Cols::new(row);
     Ok(Port {
-        id: row.try_get("id")?,
-        uuid: parsed_column(row, "uuid")?,
-        address: parsed_column(row, "address")?,
-        node_uuid: parsed_column(row, "node_uuid")?,
-        portgroup_uuid: optional_parsed_column(row, "portgroup_uuid")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        extra: json_column(row, "extra")?,
-        internal_info: json_column(row, "internal_info")?,
-        local_link_connection: json_column(row, "local_link_connection")?,
-        physical_network: row.try_get("physical_network")?,
-        pxe_enabled: row.try_get("pxe_enabled")?,
-        is_smartnic: row.try_get("is_smartnic")?,
-        vendor: row.try_get("vendor")?,
-        category: row.try_get("category")?,
-        available_for_dynamic_portgroup: row.try_get("available_for_dynamic_portgroup")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: c.int()?,
+        uuid: c.parsed("port uuid")?,
+        address: c.parsed("port address")?,
+        node_uuid: c.parsed("port node")?,
+        portgroup_uuid: c.opt_parsed("port group")?,
+        name: c.opt_text()?,
+        description: c.opt_text()?,
+        extra: c.json("port extra")?,
+        internal_info: c.json("port internal_info")?,
+        local_link_connection: c.json("port local_link_connection")?,
+        physical_network: c.opt_text()?,
+        pxe_enabled: c.flag()?,
+        is_smartnic: c.flag()?,
+        vendor: c.opt_text()?,
+        category: c.opt_text()?,
+        available_for_dynamic_portgroup: c.flag()?,
+        created_at: c.time("port created_at")?,
+        updated_at: c.opt_time("port updated_at")?,
     })
 }
 
-fn portgroup_from_row(row: &SqliteRow) -> DbResult<Portgroup> {
+fn portgroup_from_row(row: &Row<'_>) -> DbResult<Portgroup> {
+    let mut c = Cols::new(row);
     Ok(Portgroup {
-        id: row.try_get("id")?,
-        uuid: parsed_column(row, "uuid")?,
-        name: row.try_get("name")?,
-        address: optional_parsed_column(row, "address")?,
-        node_uuid: parsed_column(row, "node_uuid")?,
-        extra: json_column(row, "extra")?,
-        internal_info: json_column(row, "internal_info")?,
-        mode: row.try_get("mode")?,
-        properties: json_column(row, "properties")?,
-        standalone_ports_supported: row.try_get("standalone_ports_supported")?,
-        physical_network: row.try_get("physical_network")?,
-        category: row.try_get("category")?,
-        dynamic_portgroup: row.try_get("dynamic_portgroup")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: c.int()?,
+        uuid: c.parsed("portgroup uuid")?,
+        name: c.opt_text()?,
+        address: c.opt_parsed("portgroup address")?,
+        node_uuid: c.parsed("portgroup node")?,
+        extra: c.json("portgroup extra")?,
+        internal_info: c.json("portgroup internal_info")?,
+        mode: c.opt_text()?,
+        properties: c.json("portgroup properties")?,
+        standalone_ports_supported: c.flag()?,
+        physical_network: c.opt_text()?,
+        category: c.opt_text()?,
+        dynamic_portgroup: c.flag()?,
+        created_at: c.time("portgroup created_at")?,
+        updated_at: c.opt_time("portgroup updated_at")?,
     })
 }
 
-const PORT_COLUMNS: &str = "uuid, address, node_id, portgroup_id, name, description, extra, \
-     internal_info, local_link_connection, physical_network, pxe_enabled, is_smartnic, vendor, \
-     category, available_for_dynamic_portgroup, created_at, updated_at";
-const PORT_VALUES: &str = "?, ?, (SELECT id FROM nodes WHERE uuid = ?), \
-     (SELECT id FROM portgroups WHERE uuid = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+fn opt(s: &Option<String>) -> SqlValue {
+    s.clone().map_or(SqlValue::Null, SqlValue::Text)
+}
 
-const PORTGROUP_COLUMNS: &str = "uuid, name, node_id, address, extra, internal_info, mode, \
-     properties, standalone_ports_supported, physical_network, category, dynamic_portgroup, \
-     created_at, updated_at";
-const PORTGROUP_VALUES: &str =
-    "?, ?, (SELECT id FROM nodes WHERE uuid = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+/// Port columns after `uuid`, in the order [`port_values`] gives them.
+const PORT_COLUMNS: &str = "address = ?, node_id = (SELECT id FROM nodes WHERE uuid = ?), \
+     portgroup_id = (SELECT id FROM portgroups WHERE uuid = ?), name = ?, description = ?, extra = ?, \
+     internal_info = ?, local_link_connection = ?, physical_network = ?, pxe_enabled = ?, is_smartnic = ?, \
+     vendor = ?, category = ?, available_for_dynamic_portgroup = ?";
 
-fn duplicate_port(e: sqlx::Error, port: &Port) -> DbError {
+fn port_values(p: &Port) -> Vec<SqlValue> {
+    vec![
+        SqlValue::Text(p.address.to_string()),
+        SqlValue::Text(p.node_uuid.to_string()),
+        opt(&p.portgroup_uuid.map(|u| u.to_string())),
+        opt(&p.name),
+        opt(&p.description),
+        SqlValue::Text(to_json(&p.extra)),
+        SqlValue::Text(to_json(&p.internal_info)),
+        SqlValue::Text(to_json(&p.local_link_connection)),
+        opt(&p.physical_network),
+        SqlValue::Integer(i64::from(p.pxe_enabled)),
+        SqlValue::Integer(i64::from(p.is_smartnic)),
+        opt(&p.vendor),
+        opt(&p.category),
+        SqlValue::Integer(i64::from(p.available_for_dynamic_portgroup)),
+    ]
+}
+
+const PORTGROUP_COLUMNS: &str =
+    "name = ?, node_id = (SELECT id FROM nodes WHERE uuid = ?), address = ?, \
+     extra = ?, internal_info = ?, mode = ?, properties = ?, standalone_ports_supported = ?, \
+     physical_network = ?, category = ?, dynamic_portgroup = ?";
+
+fn portgroup_values(g: &Portgroup) -> Vec<SqlValue> {
+    vec![
+        opt(&g.name),
+        SqlValue::Text(g.node_uuid.to_string()),
+        opt(&g.address.as_ref().map(|a| a.to_string())),
+        SqlValue::Text(to_json(&g.extra)),
+        SqlValue::Text(to_json(&g.internal_info)),
+        opt(&g.mode),
+        SqlValue::Text(to_json(&g.properties)),
+        SqlValue::Integer(i64::from(g.standalone_ports_supported)),
+        opt(&g.physical_network),
+        opt(&g.category),
+        SqlValue::Integer(i64::from(g.dynamic_portgroup)),
+    ]
+}
+
+/// `INSERT` from the `col = ?` list of an `UPDATE`.
+fn insert_sql(table: &str, assignments: &str) -> String {
+    let mut columns = vec!["uuid".to_owned()];
+    let mut values = vec!["?".to_owned()];
+    for part in split_assignments(assignments) {
+        let (col, val) = part.split_once(" = ").unwrap_or((part, "?"));
+        columns.push(col.trim().to_owned());
+        values.push(val.trim().to_owned());
+    }
+    columns.extend(["created_at".to_owned(), "updated_at".to_owned()]);
+    values.extend(["?".to_owned(), "?".to_owned()]);
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        values.join(", ")
+    )
+}
+
+/// Splits `a = ?, b = (SELECT ... WHERE x = ?)` at top-level commas.
+fn split_assignments(s: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+fn duplicate_port(e: rusqlite::Error, port: &Port) -> DbError {
     if is_not_null_failure(&e, "ports.node_id") {
         return DbError::NotFound {
             kind: "Node",
@@ -86,7 +165,7 @@ fn duplicate_port(e: sqlx::Error, port: &Port) -> DbError {
     })
 }
 
-fn duplicate_portgroup(e: sqlx::Error, group: &Portgroup) -> DbError {
+fn duplicate_portgroup(e: rusqlite::Error, group: &Portgroup) -> DbError {
     if is_not_null_failure(&e, "portgroups.node_id") {
         return DbError::NotFound {
             kind: "Node",
@@ -104,212 +183,159 @@ fn duplicate_portgroup(e: sqlx::Error, group: &Portgroup) -> DbError {
     })
 }
 
-fn is_not_null_failure(e: &sqlx::Error, column: &str) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            db.message() == format!("NOT NULL constraint failed: {column}")
-        }
-        _ => false,
-    }
-}
-
-async fn select_port(conn: &mut SqliteConnection, column: &str, value: &str) -> DbResult<Port> {
-    let row = sqlx::query(&format!("{SELECT_PORT} WHERE p.{column} = ?"))
-        .bind(value)
-        .fetch_optional(conn)
-        .await?;
-    match row {
-        Some(row) => port_from_row(&row),
-        None => Err(DbError::NotFound {
+fn select_port(conn: &Connection, column: &str, value: SqlValue, shown: &str) -> DbResult<Port> {
+    let mut sql = Sql::new(SELECT_PORT);
+    sql.push(&format!(" WHERE p.{column} = ")).bind(value);
+    sql.query(conn, port_from_row)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DbError::NotFound {
             kind: "Port",
-            ident: value.to_owned(),
-        }),
-    }
+            ident: shown.to_owned(),
+        })
 }
 
-async fn select_portgroup(
-    conn: &mut SqliteConnection,
+fn select_portgroup(
+    conn: &Connection,
     column: &str,
-    value: &str,
+    value: SqlValue,
+    shown: &str,
 ) -> DbResult<Portgroup> {
-    let row = sqlx::query(&format!("{SELECT_PORTGROUP} WHERE g.{column} = ?"))
-        .bind(value)
-        .fetch_optional(conn)
-        .await?;
-    match row {
-        Some(row) => portgroup_from_row(&row),
-        None => Err(DbError::NotFound {
+    let mut sql = Sql::new(SELECT_PORTGROUP);
+    sql.push(&format!(" WHERE g.{column} = ")).bind(value);
+    sql.query(conn, portgroup_from_row)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DbError::NotFound {
             kind: "Portgroup",
-            ident: value.to_owned(),
-        }),
-    }
+            ident: shown.to_owned(),
+        })
 }
 
 impl SqliteStore {
-    pub(super) async fn port_create(&self, port: &Port) -> DbResult<Port> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO ports ({PORT_COLUMNS}) VALUES ({PORT_VALUES})"
-        ))
-        .bind(port.uuid.to_string())
-        .bind(port.address.as_str())
-        .bind(port.node_uuid.to_string())
-        .bind(port.portgroup_uuid.map(|u| u.to_string()))
-        .bind(port.name.as_deref())
-        .bind(port.description.as_deref())
-        .bind(to_json(&port.extra))
-        .bind(to_json(&port.internal_info))
-        .bind(to_json(&port.local_link_connection))
-        .bind(port.physical_network.as_deref())
-        .bind(port.pxe_enabled)
-        .bind(port.is_smartnic)
-        .bind(port.vendor.as_deref())
-        .bind(port.category.as_deref())
-        .bind(port.available_for_dynamic_portgroup)
-        .bind(port.created_at)
-        .bind(port.updated_at)
-        .execute(&mut *tx)
+    pub(super) async fn port_create(&self, port: Port) -> DbResult<Port> {
+        self.write(move |tx| {
+            let mut values = vec![SqlValue::Text(port.uuid.to_string())];
+            values.extend(port_values(&port));
+            values.push(SqlValue::Text(ts(&port.created_at)));
+            values.push(opt(&opt_ts(&port.updated_at)));
+            tx.prepare_cached(&insert_sql("ports", PORT_COLUMNS))?
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| duplicate_port(e, &port))?;
+            let uuid = port.uuid.to_string();
+            select_port(tx, "uuid", SqlValue::Text(uuid.clone()), &uuid)
+        })
         .await
-        .map_err(|e| duplicate_port(e, port))?;
-        let stored = select_port(&mut tx, "uuid", &port.uuid.to_string()).await?;
-        tx.commit().await?;
-        Ok(stored)
     }
 
-    pub(super) async fn port_get(&self, column: &str, value: &str) -> DbResult<Port> {
-        let mut conn = self.readers.acquire().await?;
-        select_port(&mut conn, column, value).await
-    }
-
-    pub(super) async fn port_get_by_address(&self, address: &MacAddress) -> DbResult<Port> {
-        self.port_get("address", address.as_str()).await
+    pub(super) async fn port_get(&self, column: &'static str, value: String) -> DbResult<Port> {
+        self.read(move |conn| select_port(conn, column, SqlValue::Text(value.clone()), &value))
+            .await
     }
 
     pub(super) async fn port_list(&self, f: &PortFilter, page: &Page) -> DbResult<Vec<Port>> {
         check_sort_column(&page.sort_key, PORT_SORT_COLUMNS)?;
-        let mut qb = QueryBuilder::<Sqlite>::new(SELECT_PORT);
-        qb.push(" WHERE 1 = 1");
+        let mut sql = Sql::new(SELECT_PORT);
+        let mut w = Where {
+            sql: &mut sql,
+            any: false,
+        };
         if let Some(node) = f.node_uuid {
-            qb.push(" AND n.uuid = ").push_bind(node.to_string());
+            w.next().push("n.uuid = ").bind(node.to_string());
         }
         if let Some(group) = f.portgroup_id {
-            qb.push(" AND p.portgroup_id = ").push_bind(group);
+            w.next().push("p.portgroup_id = ").bind(group);
         }
-        if let Some(address) = &f.address {
-            qb.push(" AND p.address = ").push_bind(address.clone());
-        }
-        if let Some(net) = &f.physical_network {
-            qb.push(" AND p.physical_network = ").push_bind(net.clone());
-        }
-        if let Some(group) = &f.conductor_group {
-            qb.push(" AND n.conductor_group = ")
-                .push_bind(group.clone());
+        let text_filters = [
+            ("p.address = ", &f.address),
+            ("p.physical_network = ", &f.physical_network),
+            ("n.conductor_group = ", &f.conductor_group),
+        ];
+        for (condition, value) in text_filters {
+            if let Some(v) = value {
+                w.next().push(condition).bind(v.clone());
+            }
         }
         if let Some(text) = &f.description_contains {
-            qb.push(" AND instr(p.description, ")
-                .push_bind(text.clone())
+            w.next()
+                .push("instr(p.description, ")
+                .bind(text.clone())
                 .push(") > 0");
         }
         if let Some(shards) = &f.shards {
-            qb.push(" AND ");
-            push_in_list(&mut qb, "n.shard", shards.iter().cloned());
+            w.next().push_in("n.shard", shards.iter().cloned());
         }
-        push_page(&mut qb, "p", &page.sort_key, page, true);
-        let rows = qb.build().fetch_all(&self.readers).await?;
-        rows.iter().map(port_from_row).collect()
+        let has_where = w.any;
+        push_page(&mut sql, "p", "ports", &page.sort_key, page, has_where);
+        self.read(move |conn| sql.query(conn, port_from_row)).await
     }
 
-    pub(super) async fn port_save(&self, port: &Port) -> DbResult<Port> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE ports SET address = ?, node_id = (SELECT id FROM nodes WHERE uuid = ?), \
-             portgroup_id = (SELECT id FROM portgroups WHERE uuid = ?), name = ?, description = ?, \
-             extra = ?, internal_info = ?, local_link_connection = ?, physical_network = ?, \
-             pxe_enabled = ?, is_smartnic = ?, vendor = ?, category = ?, \
-             available_for_dynamic_portgroup = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(port.address.as_str())
-        .bind(port.node_uuid.to_string())
-        .bind(port.portgroup_uuid.map(|u| u.to_string()))
-        .bind(port.name.as_deref())
-        .bind(port.description.as_deref())
-        .bind(to_json(&port.extra))
-        .bind(to_json(&port.internal_info))
-        .bind(to_json(&port.local_link_connection))
-        .bind(port.physical_network.as_deref())
-        .bind(port.pxe_enabled)
-        .bind(port.is_smartnic)
-        .bind(port.vendor.as_deref())
-        .bind(port.category.as_deref())
-        .bind(port.available_for_dynamic_portgroup)
-        .bind(now())
-        .bind(port.id)
-        .execute(&mut *tx)
+    pub(super) async fn port_save(&self, port: Port) -> DbResult<Port> {
+        self.write(move |tx| {
+            let mut values = port_values(&port);
+            values.push(SqlValue::Text(ts(&chrono::Utc::now())));
+            values.push(SqlValue::Integer(port.id));
+            let changed = tx
+                .prepare_cached(&format!(
+                    "UPDATE ports SET {PORT_COLUMNS}, updated_at = ? WHERE id = ?"
+                ))?
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| duplicate_port(e, &port))?;
+            let uuid = port.uuid.to_string();
+            if changed == 0 {
+                return Err(DbError::NotFound {
+                    kind: "Port",
+                    ident: uuid,
+                });
+            }
+            select_port(tx, "uuid", SqlValue::Text(uuid.clone()), &uuid)
+        })
         .await
-        .map_err(|e| duplicate_port(e, port))?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound {
-                kind: "Port",
-                ident: port.uuid.to_string(),
-            });
-        }
-        let stored = select_port(&mut tx, "uuid", &port.uuid.to_string()).await?;
-        tx.commit().await?;
-        Ok(stored)
     }
 
     pub(super) async fn port_delete(&self, uuid: PortUuid) -> DbResult<()> {
-        let done = sqlx::query("DELETE FROM ports WHERE uuid = ?")
-            .bind(uuid.to_string())
-            .execute(&self.writer)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound {
-                kind: "Port",
-                ident: uuid.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    pub(super) async fn portgroup_create(&self, g: &Portgroup) -> DbResult<Portgroup> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO portgroups ({PORTGROUP_COLUMNS}) VALUES ({PORTGROUP_VALUES})"
-        ))
-        .bind(g.uuid.to_string())
-        .bind(g.name.as_deref())
-        .bind(g.node_uuid.to_string())
-        .bind(g.address.as_ref().map(|a| a.to_string()))
-        .bind(to_json(&g.extra))
-        .bind(to_json(&g.internal_info))
-        .bind(g.mode.as_deref())
-        .bind(to_json(&g.properties))
-        .bind(g.standalone_ports_supported)
-        .bind(g.physical_network.as_deref())
-        .bind(g.category.as_deref())
-        .bind(g.dynamic_portgroup)
-        .bind(g.created_at)
-        .bind(g.updated_at)
-        .execute(&mut *tx)
+        self.write(move |tx| {
+            let uuid = uuid.to_string();
+            if tx.execute("DELETE FROM ports WHERE uuid = ?", [&uuid])? == 0 {
+                return Err(DbError::NotFound {
+                    kind: "Port",
+                    ident: uuid,
+                });
+            }
+            Ok(())
+        })
         .await
-        .map_err(|e| duplicate_portgroup(e, g))?;
-        let stored = select_portgroup(&mut tx, "uuid", &g.uuid.to_string()).await?;
-        tx.commit().await?;
-        Ok(stored)
     }
 
-    pub(super) async fn portgroup_get(&self, ident: &Ident<PortgroupUuid>) -> DbResult<Portgroup> {
-        let mut conn = self.readers.acquire().await?;
-        match ident {
-            Ident::Uuid(u) => select_portgroup(&mut conn, "uuid", &u.to_string()).await,
-            Ident::Name(n) => select_portgroup(&mut conn, "name", n).await,
-        }
+    pub(super) async fn portgroup_create(&self, g: Portgroup) -> DbResult<Portgroup> {
+        self.write(move |tx| {
+            let mut values = vec![SqlValue::Text(g.uuid.to_string())];
+            values.extend(portgroup_values(&g));
+            values.push(SqlValue::Text(ts(&g.created_at)));
+            values.push(opt(&opt_ts(&g.updated_at)));
+            tx.prepare_cached(&insert_sql("portgroups", PORTGROUP_COLUMNS))?
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| duplicate_portgroup(e, &g))?;
+            let uuid = g.uuid.to_string();
+            select_portgroup(tx, "uuid", SqlValue::Text(uuid.clone()), &uuid)
+        })
+        .await
+    }
+
+    pub(super) async fn portgroup_get(&self, ident: Ident<PortgroupUuid>) -> DbResult<Portgroup> {
+        self.read(move |conn| match ident {
+            Ident::Uuid(u) => {
+                let u = u.to_string();
+                select_portgroup(conn, "uuid", SqlValue::Text(u.clone()), &u)
+            }
+            Ident::Name(n) => select_portgroup(conn, "name", SqlValue::Text(n.clone()), &n),
+        })
+        .await
     }
 
     pub(super) async fn portgroup_get_by_id(&self, id: i64) -> DbResult<Portgroup> {
-        let mut conn = self.readers.acquire().await?;
-        select_portgroup(&mut conn, "id", &id.to_string()).await
+        self.read(move |conn| select_portgroup(conn, "id", SqlValue::Integer(id), &id.to_string()))
+            .await
     }
 
     pub(super) async fn portgroup_list(
@@ -318,78 +344,64 @@ impl SqliteStore {
         page: &Page,
     ) -> DbResult<Vec<Portgroup>> {
         check_sort_column(&page.sort_key, PORTGROUP_SORT_COLUMNS)?;
-        let mut qb = QueryBuilder::<Sqlite>::new(SELECT_PORTGROUP);
-        qb.push(" WHERE 1 = 1");
+        let mut sql = Sql::new(SELECT_PORTGROUP);
+        let mut w = Where {
+            sql: &mut sql,
+            any: false,
+        };
         if let Some(node) = f.node_uuid {
-            qb.push(" AND n.uuid = ").push_bind(node.to_string());
+            w.next().push("n.uuid = ").bind(node.to_string());
         }
         if let Some(address) = &f.address {
-            qb.push(" AND g.address = ").push_bind(address.clone());
+            w.next().push("g.address = ").bind(address.clone());
         }
-        push_page(&mut qb, "g", &page.sort_key, page, true);
-        let rows = qb.build().fetch_all(&self.readers).await?;
-        rows.iter().map(portgroup_from_row).collect()
+        let has_where = w.any;
+        push_page(&mut sql, "g", "portgroups", &page.sort_key, page, has_where);
+        self.read(move |conn| sql.query(conn, portgroup_from_row))
+            .await
     }
 
-    pub(super) async fn portgroup_save(&self, g: &Portgroup) -> DbResult<Portgroup> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE portgroups SET name = ?, node_id = (SELECT id FROM nodes WHERE uuid = ?), \
-             address = ?, extra = ?, internal_info = ?, mode = ?, properties = ?, \
-             standalone_ports_supported = ?, physical_network = ?, category = ?, \
-             dynamic_portgroup = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(g.name.as_deref())
-        .bind(g.node_uuid.to_string())
-        .bind(g.address.as_ref().map(|a| a.to_string()))
-        .bind(to_json(&g.extra))
-        .bind(to_json(&g.internal_info))
-        .bind(g.mode.as_deref())
-        .bind(to_json(&g.properties))
-        .bind(g.standalone_ports_supported)
-        .bind(g.physical_network.as_deref())
-        .bind(g.category.as_deref())
-        .bind(g.dynamic_portgroup)
-        .bind(now())
-        .bind(g.id)
-        .execute(&mut *tx)
+    pub(super) async fn portgroup_save(&self, g: Portgroup) -> DbResult<Portgroup> {
+        self.write(move |tx| {
+            let mut values = portgroup_values(&g);
+            values.push(SqlValue::Text(ts(&chrono::Utc::now())));
+            values.push(SqlValue::Integer(g.id));
+            let changed = tx
+                .prepare_cached(&format!(
+                    "UPDATE portgroups SET {PORTGROUP_COLUMNS}, updated_at = ? WHERE id = ?"
+                ))?
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| duplicate_portgroup(e, &g))?;
+            let uuid = g.uuid.to_string();
+            if changed == 0 {
+                return Err(DbError::NotFound {
+                    kind: "Portgroup",
+                    ident: uuid,
+                });
+            }
+            select_portgroup(tx, "uuid", SqlValue::Text(uuid.clone()), &uuid)
+        })
         .await
-        .map_err(|e| duplicate_portgroup(e, g))?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound {
-                kind: "Portgroup",
-                ident: g.uuid.to_string(),
-            });
-        }
-        let stored = select_portgroup(&mut tx, "uuid", &g.uuid.to_string()).await?;
-        tx.commit().await?;
-        Ok(stored)
     }
 
     pub(super) async fn portgroup_delete(&self, uuid: PortgroupUuid) -> DbResult<()> {
-        let mut tx = self.writer.begin().await?;
-        let members: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM ports WHERE portgroup_id = (SELECT id FROM portgroups WHERE uuid = ?)",
-        )
-        .bind(uuid.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        if members > 0 {
-            return Err(DbError::Reference(format!(
-                "Port group {uuid} still has ports. All ports must be removed first."
-            )));
-        }
-        let done = sqlx::query("DELETE FROM portgroups WHERE uuid = ?")
-            .bind(uuid.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound {
-                kind: "Portgroup",
-                ident: uuid.to_string(),
-            });
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            let uuid = uuid.to_string();
+            let members: i64 = tx.query_row(
+                "SELECT count(*) FROM ports WHERE portgroup_id = (SELECT id FROM portgroups WHERE uuid = ?)",
+                [&uuid],
+                |r| r.get(0),
+            )?;
+            if members > 0 {
+                return Err(DbError::Reference(format!(
+                    "Port group {uuid} still has ports. All ports must be removed first."
+                )));
+            }
+            if tx.execute("DELETE FROM portgroups WHERE uuid = ?", [&uuid])? == 0 {
+                return Err(DbError::NotFound { kind: "Portgroup", ident: uuid });
+            }
+            Ok(())
+        })
+        .await
     }
 }
