@@ -89,7 +89,9 @@ fn call(c: &Client, method: Method, url: &str, body: Option<&Value>) -> (u16, Va
 /// A request whose answer is read but not parsed: what a latency sample
 /// measures is the server, not the client's JSON parser.
 fn call_raw(c: &Client, method: Method, url: &str, body: Option<&Value>) -> u16 {
-    let mut req = c.request(method, url).header("X-OpenStack-Ironic-API-Version", "1.115");
+    let mut req = c
+        .request(method, url)
+        .header("X-OpenStack-Ironic-API-Version", "1.115");
     if let Some(b) = body {
         req = req.json(b);
     }
@@ -156,6 +158,12 @@ fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Distinguishes this run's names and MACs from earlier runs' on the same
+/// server.
+fn run_id() -> u32 {
+    std::process::id()
+}
+
 /// Enrolls nodes `from..to`, each with a port; returns their UUIDs and the
 /// node and port creation rates.
 fn enrol(url: &str, from: usize, to: usize) -> (Vec<String>, f64, f64) {
@@ -163,7 +171,8 @@ fn enrol(url: &str, from: usize, to: usize) -> (Vec<String>, f64, f64) {
     let uuids = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
     let (u, base) = (uuids.clone(), url.to_owned());
     let node_time = parallel(n, move |c, i| {
-        let body = json!({"driver": "fake-hardware", "name": format!("bench-{}", from + i)});
+        let body =
+            json!({"driver": "fake-hardware", "name": format!("bench-{}-{}", run_id(), from + i)});
         let (status, node) = call(c, Method::POST, &format!("{base}/v1/nodes"), Some(&body));
         assert_eq!(status, 201, "create node: {node}");
         u.lock().expect("lock")[i] = node["uuid"].as_str().unwrap_or_default().to_owned();

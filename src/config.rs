@@ -73,7 +73,8 @@ const ENV_PREFIX: &str = "FERRIC_";
 pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Config> {
     let mut table = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
             text.parse::<toml::Table>()
                 .with_context(|| format!("config file {} is not valid TOML", path.display()))?
         }
@@ -86,13 +87,21 @@ pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) ->
         if name == "CONFIG" {
             continue;
         }
-        set_path(&mut table, &name.to_ascii_lowercase(), &value).with_context(|| format!("environment variable {key}"))?;
+        set_path(&mut table, &name.to_ascii_lowercase(), &value)
+            .with_context(|| format!("environment variable {key}"))?;
     }
-    let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-        let place = file.map(|p| format!(" in {}", p.display())).unwrap_or_default();
-        anyhow::anyhow!("invalid configuration{place}: {}", e.message())
-    })?;
-    config.conductor.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let config: Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let place = file
+                .map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default();
+            anyhow::anyhow!("invalid configuration{place}: {}", e.message())
+        })?;
+    config
+        .conductor
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(config)
 }
 
@@ -153,7 +162,11 @@ mod tests {
         std::fs::write(&path, "listen = \"127.0.0.1:7000\"\n[conductor]\nhost = \"from-file\"\n[fake]\ndeploy_delay = \"2\"\n").unwrap();
         let c = load(
             Some(&path),
-            env(&[("FERRIC_CONDUCTOR__HOST", "from-env"), ("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "7"), ("HOME", "/x")]),
+            env(&[
+                ("FERRIC_CONDUCTOR__HOST", "from-env"),
+                ("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "7"),
+                ("HOME", "/x"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.listen.port(), 7000);
@@ -168,10 +181,17 @@ mod tests {
         let path = dir.path().join("ferric.toml");
         std::fs::write(&path, "[conductor]\nno_such_option = 1\n").unwrap();
         let err = load(Some(&path), env(&[])).unwrap_err().to_string();
-        assert!(err.contains("no_such_option") && err.contains("ferric.toml"), "{err}");
-        let err = load(None, env(&[("FERRIC_LISTEN", "not an address")])).unwrap_err().to_string();
+        assert!(
+            err.contains("no_such_option") && err.contains("ferric.toml"),
+            "{err}"
+        );
+        let err = load(None, env(&[("FERRIC_LISTEN", "not an address")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid configuration"), "{err}");
-        let err = load(None, env(&[("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "0")])).unwrap_err().to_string();
+        let err = load(None, env(&[("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "0")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("workers_pool_size"), "{err}");
     }
 }

@@ -18,7 +18,11 @@ use ferric_drivers::Registry;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "ferric", version, about = "Bare-metal provisioning, Ironic-compatible")]
+#[command(
+    name = "ferric",
+    version,
+    about = "Bare-metal provisioning, Ironic-compatible"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,7 +65,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log))
         .context("invalid log filter")?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,9 +85,14 @@ async fn run(config: config::Config) -> Result<()> {
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let registry = Arc::new(Registry::builtin(config.fake));
-    let conductor = Conductor::start(store, registry, config.conductor.clone(), Arc::new(SystemClock))
-        .await
-        .context("cannot start the conductor")?;
+    let conductor = Conductor::start(
+        store,
+        registry,
+        config.conductor.clone(),
+        Arc::new(SystemClock),
+    )
+    .await
+    .context("cannot start the conductor")?;
     let state = AppState {
         conductor: conductor.clone(),
         public_endpoint: Some(config.public_endpoint.clone()).filter(|s| !s.is_empty()),

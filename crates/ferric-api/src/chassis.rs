@@ -15,7 +15,15 @@ use crate::nodes::body::Fields;
 use crate::nodes::view::{opt_timestamp, timestamp};
 use crate::{patch, AppState};
 
-const FIELDS: &[&str] = &["uuid", "created_at", "updated_at", "description", "extra", "links", "nodes"];
+const FIELDS: &[&str] = &[
+    "uuid",
+    "created_at",
+    "updated_at",
+    "description",
+    "extra",
+    "links",
+    "nodes",
+];
 
 fn chassis_json(ctx: &Ctx, c: &Chassis, fields: Option<&[String]>) -> Value {
     let mut out = Map::new();
@@ -46,10 +54,15 @@ fn parse_uuid(raw: &str) -> ApiResult<ChassisUuid> {
 }
 
 async fn load(app: &AppState, raw: &str) -> ApiResult<Chassis> {
-    app.store().get_chassis(parse_uuid(raw)?).await.map_err(|e| match e {
-        ferric_db::DbError::NotFound { .. } => ApiError::not_found(format!("Chassis {raw} could not be found.")),
-        other => other.into(),
-    })
+    app.store()
+        .get_chassis(parse_uuid(raw)?)
+        .await
+        .map_err(|e| match e {
+            ferric_db::DbError::NotFound { .. } => {
+                ApiError::not_found(format!("Chassis {raw} could not be found."))
+            }
+            other => other.into(),
+        })
 }
 
 pub async fn list(State(app): State<AppState>, ctx: Ctx, p: Params) -> ApiResult<Response> {
@@ -60,11 +73,21 @@ pub async fn list_detail(State(app): State<AppState>, ctx: Ctx, p: Params) -> Ap
     list_chassis(app, ctx, p, true).await
 }
 
-async fn list_chassis(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool) -> ApiResult<Response> {
+async fn list_chassis(
+    app: AppState,
+    ctx: Ctx,
+    mut p: Params,
+    detail_path: bool,
+) -> ApiResult<Response> {
     let args = ListArgs::take(&ctx, &mut p, CHASSIS_SORT_COLUMNS, &["extra"], |_| None)?;
     p.finish()?;
-    if let Some(bad) = args.fields.iter().flatten().find(|f| !FIELDS.contains(&f.as_str())) {
-        return Err(ApiError::bad_request(format!("Schema error: '{bad}' is not one of {FIELDS:?}")));
+    if let Some(bad) = args
+        .fields
+        .iter()
+        .flatten()
+        .find(|f| !FIELDS.contains(&f.as_str()))
+    {
+        return Err(crate::listing::unknown_field_sorted(bad, FIELDS));
     }
     let marker = match &args.marker {
         Some(m) => Some(load(&app, m).await?.id),
@@ -79,7 +102,11 @@ async fn list_chassis(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool)
     };
     let items: Vec<Value> = all.iter().map(|c| chassis_json(&ctx, c, fields)).collect();
     let mut out = json!({"chassis": items});
-    let resource = if detail_path { "chassis/detail" } else { "chassis" };
+    let resource = if detail_path {
+        "chassis/detail"
+    } else {
+        "chassis"
+    };
     let last = all.last().map(|c| c.uuid.to_string()).unwrap_or_default();
     if let Some(next) = args.next_link(&ctx, resource, &[], all.len(), &last) {
         out["next"] = json!(next);
@@ -87,28 +114,52 @@ async fn list_chassis(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool)
     Ok(Json(out).into_response())
 }
 
-pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, mut p: Params) -> ApiResult<Response> {
+pub async fn show(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    mut p: Params,
+) -> ApiResult<Response> {
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
     p.finish()?;
     let c = load(&app, &raw).await?;
     Ok(Json(chassis_json(&ctx, &c, fields.as_deref())).into_response())
 }
 
-pub async fn nodes(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn nodes(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     load(&app, &raw).await?;
     crate::nodes::list_nodes(app, ctx, p, false, Some(raw)).await
 }
 
-pub async fn nodes_detail(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn nodes_detail(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     load(&app, &raw).await?;
     crate::nodes::list_nodes(app, ctx, p, true, Some(raw)).await
 }
 
-pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn create(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let Value::Object(obj) = &body else {
-        return Err(ApiError::bad_request(format!("Schema error for chassis: {body} is not of type 'object'")));
+        return Err(ApiError::bad_request(format!(
+            "Schema error for chassis: {body} is not of type 'object'"
+        )));
     };
-    if let Some(extra) = obj.keys().find(|k| !["uuid", "description", "extra"].contains(&k.as_str())) {
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !["uuid", "description", "extra"].contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(format!(
             "Schema error for chassis: Additional properties are not allowed ('{extra}' was unexpected)"
         )));
@@ -128,17 +179,29 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
     };
     let created = app.store().create_chassis(&chassis).await?;
     let location = format!("{}/v1/chassis/{}", ctx.base, created.uuid);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(chassis_json(&ctx, &created, None))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(chassis_json(&ctx, &created, None)),
+    )
+        .into_response())
 }
 
-pub async fn update(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn update(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, &["uuid", "extra", "description"])?;
     let c = load(&app, &raw).await?;
     let mut doc = json!({"uuid": c.uuid, "extra": c.extra, "description": c.description});
     patch::apply(&mut doc, &ops)?;
     if doc["uuid"] != json!(c.uuid) {
-        return Err(ApiError::bad_request("Cannot overwrite UUID for an existing Chassis."));
+        return Err(ApiError::bad_request(
+            "Cannot overwrite UUID for an existing Chassis.",
+        ));
     }
     let Value::Object(obj) = &doc else {
         return Err(ApiError::internal());
@@ -153,12 +216,15 @@ pub async fn update(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<Strin
 
 pub async fn delete(State(app): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let c = load(&app, &raw).await?;
-    app.store().delete_chassis(c.uuid).await.map_err(|e| match e {
-        ferric_db::DbError::Reference(_) => ApiError::bad_request(format!(
-            "Cannot complete the requested action because chassis {} contains nodes.",
-            c.uuid
-        )),
-        other => other.into(),
-    })?;
+    app.store()
+        .delete_chassis(c.uuid)
+        .await
+        .map_err(|e| match e {
+            ferric_db::DbError::Reference(_) => ApiError::bad_request(format!(
+                "Cannot complete the requested action because chassis {} contains nodes.",
+                c.uuid
+            )),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -14,17 +14,32 @@ use crate::nodes::view::{opt_timestamp, timestamp};
 use crate::version::at;
 use crate::AppState;
 
-const FIELDS: &[&str] = &["created_at", "updated_at", "hostname", "conductor_group", "drivers", "links", "alive"];
+const FIELDS: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "hostname",
+    "conductor_group",
+    "drivers",
+    "links",
+    "alive",
+];
 
 fn require(ctx: &Ctx) -> ApiResult<()> {
     if ctx.version.at_least(at::CONDUCTORS) {
         Ok(())
     } else {
-        Err(ApiError::not_found("The API is not supported for this version"))
+        Err(ApiError::not_found(
+            "The API is not supported for this version",
+        ))
     }
 }
 
-fn conductor_json(app: &AppState, ctx: &Ctx, c: &ConductorRecord, fields: Option<&[String]>) -> Value {
+fn conductor_json(
+    app: &AppState,
+    ctx: &Ctx,
+    c: &ConductorRecord,
+    fields: Option<&[String]>,
+) -> Value {
     let mut out = Map::new();
     for name in FIELDS {
         if !fields.is_none_or(|f| *name == "links" || f.iter().any(|x| x == name)) {
@@ -47,23 +62,41 @@ fn conductor_json(app: &AppState, ctx: &Ctx, c: &ConductorRecord, fields: Option
 
 pub async fn list(State(app): State<AppState>, ctx: Ctx, mut p: Params) -> ApiResult<Response> {
     require(&ctx)?;
-    let args = ListArgs::take(&ctx, &mut p, CONDUCTOR_SORT_COLUMNS, &["alive", "drivers"], |_| None)?;
+    let args = ListArgs::take(
+        &ctx,
+        &mut p,
+        CONDUCTOR_SORT_COLUMNS,
+        &["alive", "drivers"],
+        |_| None,
+    )?;
     p.finish()?;
-    if let Some(bad) = args.fields.iter().flatten().find(|f| !FIELDS.contains(&f.as_str())) {
-        return Err(ApiError::bad_request(format!("Schema error: '{bad}' is not one of {FIELDS:?}")));
+    if let Some(bad) = args
+        .fields
+        .iter()
+        .flatten()
+        .find(|f| !FIELDS.contains(&f.as_str()))
+    {
+        return Err(crate::listing::unknown_field_sorted(bad, FIELDS));
     }
     let marker = match &args.marker {
         Some(host) => Some(app.store().get_conductor(host).await?.id),
         None => None,
     };
     let all = app.store().list_conductors(&args.page(marker)).await?;
-    let default = ["hostname".to_owned(), "conductor_group".to_owned(), "alive".to_owned()];
+    let default = [
+        "hostname".to_owned(),
+        "conductor_group".to_owned(),
+        "alive".to_owned(),
+    ];
     let fields: Option<&[String]> = match (&args.fields, args.wants_detail(false)) {
         (_, true) => None,
         (Some(f), false) => Some(f),
         (None, false) => Some(&default),
     };
-    let items: Vec<Value> = all.iter().map(|c| conductor_json(&app, &ctx, c, fields)).collect();
+    let items: Vec<Value> = all
+        .iter()
+        .map(|c| conductor_json(&app, &ctx, c, fields))
+        .collect();
     let mut out = json!({"conductors": items});
     let last = all.last().map(|c| c.hostname.clone()).unwrap_or_default();
     if let Some(next) = args.next_link(&ctx, "conductors", &[], all.len(), &last) {
@@ -72,13 +105,24 @@ pub async fn list(State(app): State<AppState>, ctx: Ctx, mut p: Params) -> ApiRe
     Ok(Json(out).into_response())
 }
 
-pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(host): Path<String>, mut p: Params) -> ApiResult<Response> {
+pub async fn show(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(host): Path<String>,
+    mut p: Params,
+) -> ApiResult<Response> {
     require(&ctx)?;
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
     p.finish()?;
-    let c = app.store().get_conductor(&host).await.map_err(|e| match e {
-        ferric_db::DbError::NotFound { .. } => ApiError::not_found(format!("Conductor {host} could not be found.")),
-        other => other.into(),
-    })?;
+    let c = app
+        .store()
+        .get_conductor(&host)
+        .await
+        .map_err(|e| match e {
+            ferric_db::DbError::NotFound { .. } => {
+                ApiError::not_found(format!("Conductor {host} could not be found."))
+            }
+            other => other.into(),
+        })?;
     Ok(Json(conductor_json(&app, &ctx, &c, fields.as_deref())).into_response())
 }

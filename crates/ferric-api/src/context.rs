@@ -46,7 +46,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let app = AppState::from_ref(state);
-        let version = parts.extensions.get::<Version>().copied().unwrap_or(crate::version::MIN);
+        let version = parts
+            .extensions
+            .get::<Version>()
+            .copied()
+            .unwrap_or(crate::version::MIN);
         let base = match &app.public_endpoint {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
@@ -80,7 +84,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{query}").parse().map_err(|_| ApiError::bad_request("Malformed query string"))?,
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("Malformed query string"))?,
     )
     .map(|q| q.0)
     .map_err(|_| ApiError::bad_request("Malformed query string"))
@@ -113,7 +119,10 @@ impl Params {
         let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        Err(ApiError::bad_request(format!("Unexpected arguments: {}", names.join(", "))))
+        Err(ApiError::bad_request(format!(
+            "Unexpected arguments: {}",
+            names.join(", ")
+        )))
     }
 }
 
@@ -143,13 +152,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let limit = if req.uri().path().ends_with("/states/provision") { 64 * MAX_BODY } else { MAX_BODY };
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body is too large. Please contact the service administrator.",
-            )
-        })?;
+        let limit = if req.uri().path().ends_with("/states/provision") {
+            64 * MAX_BODY
+        } else {
+            MAX_BODY
+        };
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body is too large. Please contact the service administrator.",
+                )
+            })?;
         let _ = state;
         parse_json(&bytes).map(JsonBody)
     }
@@ -164,7 +179,8 @@ pub fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
             "Request body JSON is nested too deeply. Please contact the service administrator.",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("Malformed JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("Malformed JSON body: {e}")))
 }
 
 /// The deepest nesting of brackets, ignoring brackets inside strings.
@@ -205,7 +221,10 @@ mod tests {
 
     #[test]
     fn unknown_params_are_refused() {
-        let mut p = Params(vec![("limit".into(), "5".into()), ("foo".into(), "1".into())]);
+        let mut p = Params(vec![
+            ("limit".into(), "5".into()),
+            ("foo".into(), "1".into()),
+        ]);
         assert_eq!(p.take("limit").as_deref(), Some("5"));
         assert_eq!(p.finish().unwrap_err().message, "Unexpected arguments: foo");
     }
@@ -214,6 +233,9 @@ mod tests {
     fn booleans_parse_like_oslo() {
         assert_eq!(parse_bool("x", " YES "), Ok(true));
         assert_eq!(parse_bool("x", "off"), Ok(false));
-        assert!(parse_bool("maintenance", "maybe").unwrap_err().message.starts_with("Invalid maintenance:"));
+        assert!(parse_bool("maintenance", "maybe")
+            .unwrap_err()
+            .message
+            .starts_with("Invalid maintenance:"));
     }
 }

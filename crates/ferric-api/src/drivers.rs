@@ -29,10 +29,17 @@ const KINDS: &[(InterfaceKind, u32)] = &[
     (InterfaceKind::Firmware, 86),
 ];
 
-fn driver_json(app: &AppState, ctx: &Ctx, hw: &HardwareType, detail: bool, fields: Option<&[String]>) -> Value {
+fn driver_json(
+    app: &AppState,
+    ctx: &Ctx,
+    hw: &HardwareType,
+    detail: bool,
+    fields: Option<&[String]>,
+) -> Value {
     let mut out = Map::new();
+    // Like Ironic's `sanitize_dict`, a field selection always keeps `links`.
     let mut put = |key: String, value: Value| {
-        if fields.is_none_or(|f| f.contains(&key)) {
+        if key == "links" || fields.is_none_or(|f| f.contains(&key)) {
             out.insert(key, value);
         }
     };
@@ -40,7 +47,10 @@ fn driver_json(app: &AppState, ctx: &Ctx, hw: &HardwareType, detail: bool, field
     put("hosts".into(), json!([app.conductor.host()]));
     put("links".into(), ctx.links(&format!("drivers/{}", hw.name)));
     if ctx.version.at_least(at::LINKS_NODESTATES_DRIVERPROPERTIES) {
-        put("properties".into(), ctx.links(&format!("drivers/{}/properties", hw.name)));
+        put(
+            "properties".into(),
+            ctx.links(&format!("drivers/{}/properties", hw.name)),
+        );
     }
     if ctx.version.at_least(at::DYNAMIC_DRIVERS) {
         put("type".into(), json!("dynamic"));
@@ -48,8 +58,14 @@ fn driver_json(app: &AppState, ctx: &Ctx, hw: &HardwareType, detail: bool, field
             let registry = app.conductor.registry();
             for (kind, min) in KINDS {
                 if ctx.version.at_least(*min) {
-                    put(format!("default_{kind}_interface"), json!(registry.default_interface(hw, *kind)));
-                    put(format!("enabled_{kind}_interfaces"), json!(registry.enabled_interfaces(hw, *kind)));
+                    put(
+                        format!("default_{kind}_interface"),
+                        json!(registry.default_interface(hw, *kind)),
+                    );
+                    put(
+                        format!("enabled_{kind}_interfaces"),
+                        json!(registry.enabled_interfaces(hw, *kind)),
+                    );
                 }
             }
         }
@@ -87,7 +103,11 @@ pub async fn list(State(app): State<AppState>, ctx: Ctx, mut p: Params) -> ApiRe
     Ok(Json(json!({"drivers": drivers})).into_response())
 }
 
-fn parse_fields(ctx: &Ctx, fields: Option<String>, detail: Option<bool>) -> ApiResult<Option<Vec<String>>> {
+fn parse_fields(
+    ctx: &Ctx,
+    fields: Option<String>,
+    detail: Option<bool>,
+) -> ApiResult<Option<Vec<String>>> {
     let Some(raw) = fields else {
         return Ok(None);
     };
@@ -95,9 +115,34 @@ fn parse_fields(ctx: &Ctx, fields: Option<String>, detail: Option<bool>) -> ApiR
         return Err(ApiError::not_acceptable());
     }
     if detail == Some(true) {
-        return Err(ApiError::bad_request("Can not specify ?detail=True and fields in the same request."));
+        return Err(ApiError::bad_request(
+            "Can not specify ?detail=True and fields in the same request.",
+        ));
     }
-    Ok(Some(raw.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()).collect()))
+    let fields: Vec<String> = raw
+        .split(',')
+        .map(|f| f.trim().to_ascii_lowercase())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let allowed = field_names();
+    if let Some(bad) = fields.iter().find(|f| !allowed.contains(f)) {
+        return Err(crate::listing::unknown_field(
+            bad,
+            allowed.iter().map(String::as_str),
+        ));
+    }
+    Ok(Some(fields))
+}
+
+/// Every field a driver has, in the order of Ironic's schema.
+fn field_names() -> Vec<String> {
+    let mut names: Vec<String> = ["hosts", "links", "name"].map(String::from).into();
+    for (kind, _) in KINDS {
+        names.push(format!("default_{kind}_interface"));
+        names.push(format!("enabled_{kind}_interfaces"));
+    }
+    names.extend(["properties", "type"].map(String::from));
+    names
 }
 
 fn find<'a>(app: &'a AppState, name: &str) -> ApiResult<&'a HardwareType> {
@@ -105,10 +150,19 @@ fn find<'a>(app: &'a AppState, name: &str) -> ApiResult<&'a HardwareType> {
         .registry()
         .available_hardware_types()
         .find(|hw| hw.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("Could not find the following driver(s) or hardware type(s): {name}.")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Could not find the following driver(s) or hardware type(s): {name}."
+            ))
+        })
 }
 
-pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(name): Path<String>, mut p: Params) -> ApiResult<Response> {
+pub async fn show(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    mut p: Params,
+) -> ApiResult<Response> {
     let fields = p.take("fields");
     p.finish()?;
     let fields = parse_fields(&ctx, fields, None)?;
@@ -116,8 +170,13 @@ pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(name): Path<String
     Ok(Json(driver_json(&app, &ctx, hw, true, fields.as_deref())).into_response())
 }
 
-pub async fn properties(State(app): State<AppState>, Path(name): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn properties(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
-    let hw = find(&app, &name).map_err(|_| ApiError::not_found(format!("The driver '{name}' is unknown.")))?;
+    let hw = find(&app, &name)
+        .map_err(|_| ApiError::not_found(format!("The driver '{name}' is unknown.")))?;
     Ok(Json(json!(app.conductor.registry().properties(hw))).into_response())
 }

@@ -75,7 +75,11 @@ impl ApiError {
                 "description": self.message,
             })
         } else {
-            let faultcode = if self.status.is_client_error() { "Client" } else { "Server" };
+            let faultcode = if self.status.is_client_error() {
+                "Client"
+            } else {
+                "Server"
+            };
             serde_json::json!({"faultcode": faultcode, "faultstring": self.message, "debuginfo": null})
         };
         serde_json::json!({"error_message": inner.to_string()}).to_string()
@@ -85,7 +89,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.body();
-        (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -151,7 +160,8 @@ mod tests {
         );
         let r = ApiError::routing(StatusCode::NOT_ACCEPTABLE, "Version 1.999 was requested");
         let outer: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
-        let inner: serde_json::Value = serde_json::from_str(outer["error_message"].as_str().unwrap()).unwrap();
+        let inner: serde_json::Value =
+            serde_json::from_str(outer["error_message"].as_str().unwrap()).unwrap();
         assert_eq!(inner["code"], 406);
         assert_eq!(inner["title"], "Not Acceptable");
         assert_eq!(inner["description"], "Version 1.999 was requested");

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -55,7 +55,7 @@ impl AppState {
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let v1 = v1_routes();
-    Router::new()
+    let routes = Router::new()
         .route("/", get(root::root))
         .route("/v1", get(root::v1))
         .route("/v1/", get(root::v1))
@@ -64,7 +64,37 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(versioning))
-        .with_state(state)
+        .with_state(state);
+    // The rewrite has to happen before routing, so the routes sit behind a
+    // fallback of their own.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(trim_trailing_slash)
+            .service(routes),
+    )
+}
+
+/// Ironic (pecan) ignores trailing slashes: the stock client asks for
+/// `/v1/nodes/?limit=1` when it pages.
+fn trim_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() <= 1 || !path.ends_with('/') {
+        return req;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        t => t,
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
 }
 
 fn v1_routes() -> Router<AppState> {
@@ -73,33 +103,78 @@ fn v1_routes() -> Router<AppState> {
         .route("/nodes", get(nodes::list).post(nodes::create))
         .route("/nodes/detail", get(nodes::list_detail))
         .route("/nodes/validate", get(na::validate_by_query))
-        .route("/nodes/{node}", get(nodes::show).patch(nodes::update).delete(nodes::delete))
+        .route(
+            "/nodes/{node}",
+            get(nodes::show).patch(nodes::update).delete(nodes::delete),
+        )
         .route("/nodes/{node}/states", get(na::states))
         .route("/nodes/{node}/states/power", put(na::power))
         .route("/nodes/{node}/states/provision", put(na::provision))
         .route("/nodes/{node}/states/raid", put(na::set_raid))
-        .route("/nodes/{node}/maintenance", put(na::set_maintenance).delete(na::unset_maintenance))
-        .route("/nodes/{node}/management/boot_device", get(na::get_boot_device).put(na::set_boot_device))
-        .route("/nodes/{node}/management/boot_device/supported", get(na::supported_boot_devices))
+        .route(
+            "/nodes/{node}/maintenance",
+            put(na::set_maintenance).delete(na::unset_maintenance),
+        )
+        .route(
+            "/nodes/{node}/management/boot_device",
+            get(na::get_boot_device).put(na::set_boot_device),
+        )
+        .route(
+            "/nodes/{node}/management/boot_device/supported",
+            get(na::supported_boot_devices),
+        )
         .route("/nodes/{node}/management/inject_nmi", put(na::inject_nmi))
         .route("/nodes/{node}/validate", get(na::validate))
-        .route("/nodes/{node}/traits", get(na::get_traits).put(na::set_traits).delete(na::remove_traits))
-        .route("/nodes/{node}/traits/{name}", put(na::add_trait).delete(na::remove_trait))
+        .route(
+            "/nodes/{node}/traits",
+            get(na::get_traits)
+                .put(na::set_traits)
+                .delete(na::remove_traits),
+        )
+        .route(
+            "/nodes/{node}/traits/{name}",
+            put(na::add_trait).delete(na::remove_trait),
+        )
         .route("/nodes/{node}/ports", get(ports::list_of_node))
-        .route("/nodes/{node}/ports/detail", get(ports::list_of_node_detail))
+        .route(
+            "/nodes/{node}/ports/detail",
+            get(ports::list_of_node_detail),
+        )
         .route("/nodes/{node}/portgroups", get(portgroups::list_of_node))
-        .route("/nodes/{node}/portgroups/detail", get(portgroups::list_of_node_detail))
+        .route(
+            "/nodes/{node}/portgroups/detail",
+            get(portgroups::list_of_node_detail),
+        )
         .route("/ports", get(ports::list).post(ports::create))
         .route("/ports/detail", get(ports::list_detail))
-        .route("/ports/{port}", get(ports::show).patch(ports::update).delete(ports::delete))
-        .route("/portgroups", get(portgroups::list).post(portgroups::create))
+        .route(
+            "/ports/{port}",
+            get(ports::show).patch(ports::update).delete(ports::delete),
+        )
+        .route(
+            "/portgroups",
+            get(portgroups::list).post(portgroups::create),
+        )
         .route("/portgroups/detail", get(portgroups::list_detail))
-        .route("/portgroups/{pg}", get(portgroups::show).patch(portgroups::update).delete(portgroups::delete))
+        .route(
+            "/portgroups/{pg}",
+            get(portgroups::show)
+                .patch(portgroups::update)
+                .delete(portgroups::delete),
+        )
         .route("/portgroups/{pg}/ports", get(portgroups::ports))
-        .route("/portgroups/{pg}/ports/detail", get(portgroups::ports_detail))
+        .route(
+            "/portgroups/{pg}/ports/detail",
+            get(portgroups::ports_detail),
+        )
         .route("/chassis", get(chassis::list).post(chassis::create))
         .route("/chassis/detail", get(chassis::list_detail))
-        .route("/chassis/{c}", get(chassis::show).patch(chassis::update).delete(chassis::delete))
+        .route(
+            "/chassis/{c}",
+            get(chassis::show)
+                .patch(chassis::update)
+                .delete(chassis::delete),
+        )
         .route("/chassis/{c}/nodes", get(chassis::nodes))
         .route("/chassis/{c}/nodes/detail", get(chassis::nodes_detail))
         .route("/drivers", get(drivers::list))
@@ -130,9 +205,11 @@ async fn versioning(mut req: Request, next: Next) -> Response {
             req.extensions_mut().insert(*v);
             next.run(req).await
         }
-        Err(VersionError::Unparsable(header)) => {
-            ApiError::new(StatusCode::NOT_ACCEPTABLE, format!("Invalid value for {header} header")).into_response()
-        }
+        Err(VersionError::Unparsable(header)) => ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("Invalid value for {header} header"),
+        )
+        .into_response(),
         Err(VersionError::Unsupported(msg)) => {
             let mut e = ApiError::routing(StatusCode::NOT_ACCEPTABLE, msg.clone());
             e.routing = path != "/";
@@ -141,7 +218,10 @@ async fn versioning(mut req: Request, next: Next) -> Response {
     };
     let headers = resp.headers_mut();
     if !matches!(negotiated, Err(VersionError::Unparsable(_))) {
-        headers.insert("x-openstack-ironic-api-minimum-version", HeaderValue::from_static("1.1"));
+        headers.insert(
+            "x-openstack-ironic-api-minimum-version",
+            HeaderValue::from_static("1.1"),
+        );
         if let Ok(max) = HeaderValue::from_str(&version::MAX.to_string()) {
             headers.insert("x-openstack-ironic-api-maximum-version", max);
         }
@@ -149,7 +229,10 @@ async fn versioning(mut req: Request, next: Next) -> Response {
     if let Ok(v) = &negotiated {
         if let Ok(value) = HeaderValue::from_str(&v.to_string()) {
             headers.insert("x-openstack-ironic-api-version", value.clone());
-            headers.insert("openstack-api-version", HeaderValue::from_str(&format!("baremetal {v}")).unwrap_or(value));
+            headers.insert(
+                "openstack-api-version",
+                HeaderValue::from_str(&format!("baremetal {v}")).unwrap_or(value),
+            );
         }
     }
     if let Ok(id) = HeaderValue::from_str(&request_id) {

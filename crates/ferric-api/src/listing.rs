@@ -39,13 +39,17 @@ impl ListArgs {
                 let d = crate::context::parse_bool("detail", &v)?;
                 if !ctx.version.at_least(at::DETAIL_QUERY) {
                     let shown = if d { "True" } else { "False" };
-                    return Err(ApiError::bad_request(format!("Invalid query parameter ?detail={shown} received.")));
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid query parameter ?detail={shown} received."
+                    )));
                 }
                 Some(d)
             }
         };
         if detail == Some(true) && fields.is_some() {
-            return Err(ApiError::bad_request("Can not specify ?detail=True and fields in the same request."));
+            return Err(ApiError::bad_request(
+                "Can not specify ?detail=True and fields in the same request.",
+            ));
         }
         let sort_key = p.take("sort_key").unwrap_or_else(|| "id".into());
         if versioned(&sort_key).is_some_and(|min| !ctx.version.at_least(min)) {
@@ -93,7 +97,14 @@ impl ListArgs {
 
     /// The `next` link: present when the page is full, carrying the query
     /// that produced it (`extra` are the filters to keep).
-    pub fn next_link(&self, ctx: &Ctx, resource: &str, extra: &[(String, String)], count: usize, last: &str) -> Option<String> {
+    pub fn next_link(
+        &self,
+        ctx: &Ctx,
+        resource: &str,
+        extra: &[(String, String)],
+        count: usize,
+        last: &str,
+    ) -> Option<String> {
         if count == 0 || count < usize::try_from(self.limit).unwrap_or(usize::MAX) {
             return None;
         }
@@ -111,7 +122,12 @@ impl ListArgs {
         if let Some(fields) = &self.fields {
             query.push_str(&format!("fields={}&", fields.join(",")));
         }
-        Some(format!("{}/v1/{resource}?{query}limit={}&marker={}", ctx.base, self.limit, encode(last)))
+        Some(format!(
+            "{}/v1/{resource}?{query}limit={}&marker={}",
+            ctx.base,
+            self.limit,
+            encode(last)
+        ))
     }
 
     /// Whether objects show every field (detail) rather than the default
@@ -157,7 +173,11 @@ pub fn take_fields(ctx: &Ctx, p: &mut Params) -> Result<Option<Vec<String>>, Api
         return Err(ApiError::not_acceptable());
     }
     let mut fields: Vec<String> = Vec::new();
-    for f in raw.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()) {
+    for f in raw
+        .split(',')
+        .map(|f| f.trim().to_ascii_lowercase())
+        .filter(|f| !f.is_empty())
+    {
         if !fields.contains(&f) {
             fields.push(f);
         }
@@ -165,16 +185,47 @@ pub fn take_fields(ctx: &Ctx, p: &mut Params) -> Result<Option<Vec<String>>, Api
     Ok(Some(fields))
 }
 
+/// Ironic's 400 for a `fields` entry outside the resource's schema; the
+/// names are listed as Python prints them, in the order given.
+pub fn unknown_field<'a>(bad: &str, allowed: impl IntoIterator<Item = &'a str>) -> ApiError {
+    let names: Vec<String> = allowed.into_iter().map(|n| format!("'{n}'")).collect();
+    ApiError::bad_request(format!(
+        "Schema error: '{bad}' is not one of [{}]",
+        names.join(", ")
+    ))
+}
+
+/// [`unknown_field`] for schemas whose names Ironic lists sorted.
+pub fn unknown_field_sorted(bad: &str, allowed: &[&str]) -> ApiError {
+    let mut names = allowed.to_vec();
+    names.sort_unstable();
+    unknown_field(bad, names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn unknown_fields_are_named_as_ironic_does() {
+        assert_eq!(
+            unknown_field_sorted("bogus", &["uuid", "extra", "created_at"]).message,
+            "Schema error: 'bogus' is not one of ['created_at', 'extra', 'uuid']"
+        );
+    }
+
+    #[test]
     fn limits_follow_ironic() {
         assert_eq!(parse_limit(None), Ok(1000));
         assert_eq!(parse_limit(Some("5000".into())), Ok(1000));
-        assert_eq!(parse_limit(Some("0".into())).unwrap_err().message, "Limit must be positive");
-        assert_eq!(parse_limit(Some("abc".into())).unwrap_err().message, "Expected an integer for limit: abc");
+        assert_eq!(
+            parse_limit(Some("0".into())).unwrap_err().message,
+            "Limit must be positive"
+        );
+        assert_eq!(
+            parse_limit(Some("abc".into())).unwrap_err().message,
+            "Expected an integer for limit: abc"
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub struct PatchOp {
 impl PatchOp {
     /// The first path segment: the field the operation touches.
     pub fn field(&self) -> &str {
-        self.path.trim_start_matches('/').split('/').next().unwrap_or("")
+        self.path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
     }
 
     /// Whether the operation addresses the whole field (`/name`), not a
@@ -51,9 +55,12 @@ fn schema_error(msg: String) -> ApiError {
 
 fn valid_path(path: &str) -> bool {
     path.starts_with('/')
-        && path[1..]
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+        && path[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 /// Checks a PATCH body's shape and turns it into operations.
@@ -68,7 +75,10 @@ fn parse_op(item: Value) -> Result<PatchOp, ApiError> {
     let Value::Object(mut obj) = item else {
         return Err(schema_error(format!("{item} is not of type 'object'")));
     };
-    if let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "op" | "path" | "value")) {
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "op" | "path" | "value"))
+    {
         return Err(schema_error(format!(
             "Additional properties are not allowed ('{extra}' was unexpected)"
         )));
@@ -78,14 +88,18 @@ fn parse_op(item: Value) -> Result<PatchOp, ApiError> {
         Some(Value::String(s)) if s == "replace" => Op::Replace,
         Some(Value::String(s)) if s == "remove" => Op::Remove,
         Some(other) => {
-            return Err(schema_error(format!("{other} is not one of ['add', 'replace', 'remove']")))
+            return Err(schema_error(format!(
+                "{other} is not one of ['add', 'replace', 'remove']"
+            )))
         }
         None => return Err(schema_error("'op' is a required property".into())),
     };
     let path = match obj.remove("path") {
         Some(Value::String(p)) if valid_path(&p) => p,
         Some(Value::String(p)) => {
-            return Err(schema_error(format!("'{p}' does not match '^(/[\\\\w-]+)+$'")));
+            return Err(schema_error(format!(
+                "'{p}' does not match '^(/[\\\\w-]+)+$'"
+            )));
         }
         Some(other) => return Err(schema_error(format!("{other} is not of type 'string'"))),
         None => return Err(schema_error("'path' is a required property".into())),
@@ -114,8 +128,12 @@ pub fn check_allowed(ops: &[PatchOp], allowed: &[&str]) -> Result<(), ApiError> 
 /// Applies the operations to `doc` in order.
 pub fn apply(doc: &mut Value, ops: &[PatchOp]) -> Result<(), ApiError> {
     for op in ops {
-        apply_one(doc, op)
-            .map_err(|reason| ApiError::bad_request(format!("Couldn't apply patch '{}'. Reason: {reason}", op.describe())))?;
+        apply_one(doc, op).map_err(|reason| {
+            ApiError::bad_request(format!(
+                "Couldn't apply patch '{}'. Reason: {reason}",
+                op.describe()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -125,16 +143,23 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
     let (last, parents) = segments.split_last().ok_or("empty path")?;
     let mut target = &mut *doc;
     for seg in parents {
-        target = child(target, seg).ok_or_else(|| format!("can't find a non-existent object '{seg}'"))?;
+        target = child(target, seg)
+            .ok_or_else(|| format!("can't find a non-existent object '{seg}'"))?;
     }
-    let value = || op.value.clone().ok_or("The operation does not contain a 'value' member".to_owned());
+    let value = || {
+        op.value
+            .clone()
+            .ok_or("The operation does not contain a 'value' member".to_owned())
+    };
     match (target, op.op) {
         (Value::Object(map), Op::Add) => {
             map.insert(last.clone(), value()?);
         }
         (Value::Object(map), Op::Replace) => {
             let v = value()?;
-            let slot = map.get_mut(last).ok_or(format!("can't replace a non-existent object '{last}'"))?;
+            let slot = map
+                .get_mut(last)
+                .ok_or(format!("can't replace a non-existent object '{last}'"))?;
             *slot = v;
         }
         (Value::Object(map), Op::Remove) => {
@@ -147,7 +172,9 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
 }
 
 fn remove_key(map: &mut Map<String, Value>, key: &str) -> Result<(), String> {
-    map.shift_remove(key).map(drop).ok_or(format!("can't remove a non-existent object '{key}'"))
+    map.shift_remove(key)
+        .map(drop)
+        .ok_or(format!("can't remove a non-existent object '{key}'"))
 }
 
 fn apply_to_array(
@@ -160,7 +187,9 @@ fn apply_to_array(
         items.push(value()?);
         return Ok(());
     }
-    let i: usize = index.parse().map_err(|_| format!("'{index}' is not a valid sequence index"))?;
+    let i: usize = index
+        .parse()
+        .map_err(|_| format!("'{index}' is not a valid sequence index"))?;
     match op {
         Op::Add if i <= items.len() => items.insert(i, value()?),
         Op::Replace if i < items.len() => items[i] = value()?,
@@ -198,7 +227,10 @@ mod tests {
         ]))
         .unwrap();
         apply(&mut doc, &ops).unwrap();
-        assert_eq!(doc, json!({"extra": {"b": 2}, "name": "n2", "driver_info": {"ipmi_address": "10.0.0.1"}}));
+        assert_eq!(
+            doc,
+            json!({"extra": {"b": 2}, "name": "n2", "driver_info": {"ipmi_address": "10.0.0.1"}})
+        );
     }
 
     #[test]
@@ -212,7 +244,10 @@ mod tests {
             err(json!([{"op": "add", "path": "/a", "from": "/b"}])),
             "Schema error for patch: Additional properties are not allowed ('from' was unexpected)"
         );
-        assert!(err(json!([{"op": "add", "path": "/extra/a.b", "value": 1}])).contains("does not match"));
+        assert!(
+            err(json!([{"op": "add", "path": "/extra/a.b", "value": 1}]))
+                .contains("does not match")
+        );
         let mut doc = json!({"extra": {}});
         let ops = parse(json!([{"op": "remove", "path": "/extra/nope"}])).unwrap();
         assert_eq!(
@@ -220,7 +255,10 @@ mod tests {
             "Couldn't apply patch '{'op': 'remove', 'path': '/extra/nope'}'. Reason: can't remove a non-existent object 'nope'"
         );
         let ops = parse(json!([{"op": "add", "path": "/extra/x"}])).unwrap();
-        assert!(apply(&mut doc, &ops).unwrap_err().message.ends_with("The operation does not contain a 'value' member"));
+        assert!(apply(&mut doc, &ops)
+            .unwrap_err()
+            .message
+            .ends_with("The operation does not contain a 'value' member"));
         let ops = parse(json!([{"op": "add", "path": "/uuid", "value": "x"}])).unwrap();
         assert_eq!(
             check_allowed(&ops, &["name", "extra"]).unwrap_err().message,

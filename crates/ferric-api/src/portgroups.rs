@@ -74,7 +74,9 @@ fn require_portgroups(ctx: &Ctx) -> ApiResult<()> {
     if ctx.version.at_least(at::PORTGROUPS) {
         Ok(())
     } else {
-        Err(ApiError::not_found("The API is not supported for this version"))
+        Err(ApiError::not_found(
+            "The API is not supported for this version",
+        ))
     }
 }
 
@@ -117,7 +119,9 @@ pub async fn load(app: &AppState, ctx: &Ctx, raw: &str) -> ApiResult<Portgroup> 
         .get_portgroup(&Ident::<PortgroupUuid>::parse(raw))
         .await
         .map_err(|e| match e {
-            ferric_db::DbError::NotFound { .. } => ApiError::not_found(format!("Portgroup {raw} could not be found.")),
+            ferric_db::DbError::NotFound { .. } => {
+                ApiError::not_found(format!("Portgroup {raw} could not be found."))
+            }
             other => other.into(),
         })
 }
@@ -130,17 +134,33 @@ pub async fn list_detail(State(app): State<AppState>, ctx: Ctx, p: Params) -> Ap
     list_groups(app, ctx, p, true, None).await
 }
 
-pub async fn list_of_node(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn list_of_node(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
     list_groups(app, ctx, p, false, Some(raw)).await
 }
 
-pub async fn list_of_node_detail(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn list_of_node_detail(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
     list_groups(app, ctx, p, true, Some(raw)).await
 }
 
-async fn list_groups(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool, node: Option<String>) -> ApiResult<Response> {
+async fn list_groups(
+    app: AppState,
+    ctx: Ctx,
+    mut p: Params,
+    detail_path: bool,
+    node: Option<String>,
+) -> ApiResult<Response> {
     require_portgroups(&ctx)?;
     let mut filter = PortgroupFilter::default();
     let node = node.or(p.take("node"));
@@ -148,53 +168,92 @@ async fn list_groups(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool, 
         filter.node_uuid = Some(crate::nodes::load(&app, &ctx, &raw).await?.uuid);
     }
     if let Some(addr) = p.take("address") {
-        let mac: MacAddress = addr
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected valid MAC address for address: {addr}")))?;
+        let mac: MacAddress = addr.parse().map_err(|_| {
+            ApiError::bad_request(format!("Expected valid MAC address for address: {addr}"))
+        })?;
         filter.address = Some(mac.to_string());
     }
-    let args = ListArgs::take(&ctx, &mut p, PORTGROUP_SORT_COLUMNS, &["extra", "internal_info", "properties"], field_version)?;
+    let args = ListArgs::take(
+        &ctx,
+        &mut p,
+        PORTGROUP_SORT_COLUMNS,
+        &["extra", "internal_info", "properties"],
+        field_version,
+    )?;
     p.finish()?;
     if let Some(fields) = &args.fields {
         if let Some(bad) = fields.iter().find(|f| field_version(f).is_none()) {
             let names: Vec<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
-            return Err(ApiError::bad_request(format!("Schema error: '{bad}' is not one of {names:?}")));
+            return Err(crate::listing::unknown_field_sorted(bad, &names));
         }
     }
     let marker = match &args.marker {
-        Some(m) => Some(load(&app, &ctx, m).await.map_err(|_| ApiError::not_found(format!("Portgroup {m} could not be found.")))?.id),
+        Some(m) => Some(
+            load(&app, &ctx, m)
+                .await
+                .map_err(|_| ApiError::not_found(format!("Portgroup {m} could not be found.")))?
+                .id,
+        ),
         None => None,
     };
-    let groups = app.store().list_portgroups(&filter, &args.page(marker)).await?;
+    let groups = app
+        .store()
+        .list_portgroups(&filter, &args.page(marker))
+        .await?;
     let default = ["uuid".to_owned(), "address".to_owned(), "name".to_owned()];
     let fields: Option<&[String]> = match (&args.fields, args.wants_detail(detail_path)) {
         (_, true) => None,
         (Some(f), false) => Some(f),
         (None, false) => Some(&default),
     };
-    let items: Vec<Value> = groups.iter().map(|g| portgroup_json(&ctx, g, fields)).collect();
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|g| portgroup_json(&ctx, g, fields))
+        .collect();
     let mut out = json!({"portgroups": items});
-    let resource = if detail_path { "portgroups/detail" } else { "portgroups" };
-    let last = groups.last().map(|g| g.uuid.to_string()).unwrap_or_default();
+    let resource = if detail_path {
+        "portgroups/detail"
+    } else {
+        "portgroups"
+    };
+    let last = groups
+        .last()
+        .map(|g| g.uuid.to_string())
+        .unwrap_or_default();
     if let Some(next) = args.next_link(&ctx, resource, &[], groups.len(), &last) {
         out["next"] = json!(next);
     }
     Ok(Json(out).into_response())
 }
 
-pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, mut p: Params) -> ApiResult<Response> {
+pub async fn show(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    mut p: Params,
+) -> ApiResult<Response> {
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
     p.finish()?;
     let g = load(&app, &ctx, &raw).await?;
     Ok(Json(portgroup_json(&ctx, &g, fields.as_deref())).into_response())
 }
 
-pub async fn ports(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn ports(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
     crate::ports::list_ports(app, ctx, p, false, Scope::Portgroup(raw)).await
 }
 
-pub async fn ports_detail(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn ports_detail(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
     crate::ports::list_ports(app, ctx, p, true, Scope::Portgroup(raw)).await
 }
@@ -203,7 +262,9 @@ fn apply(ctx: &Ctx, g: &mut Portgroup, f: &Fields<'_>, patching: bool) -> ApiRes
     let present = |k: &str| patching || f.has(k);
     if present("address") {
         g.address = match f.string("address", 18)? {
-            Some(a) => Some(a.parse().map_err(|_| ApiError::bad_request(format!("Expected valid MAC address for address: {a}")))?),
+            Some(a) => Some(a.parse().map_err(|_| {
+                ApiError::bad_request(format!("Expected valid MAC address for address: {a}"))
+            })?),
             None => None,
         };
     }
@@ -214,7 +275,9 @@ fn apply(ctx: &Ctx, g: &mut Portgroup, f: &Fields<'_>, patching: bool) -> ApiRes
         match f.string("mode", 255)? {
             Some(mode) => g.mode = Some(mode),
             None if patching => {
-                return Err(ApiError::bad_request("'mode' is a mandatory attribute and can not be removed"))
+                return Err(ApiError::bad_request(
+                    "'mode' is a mandatory attribute and can not be removed",
+                ))
             }
             None => {}
         }
@@ -223,7 +286,9 @@ fn apply(ctx: &Ctx, g: &mut Portgroup, f: &Fields<'_>, patching: bool) -> ApiRes
         g.name = f.string("name", 255)?;
         if let Some(name) = &g.name {
             if !is_valid_logical_name(name) || ferric_core::ids::is_uuid_like(name) {
-                return Err(ApiError::bad_request(format!("Cannot create portgroup with invalid name '{name}'")));
+                return Err(ApiError::bad_request(format!(
+                    "Cannot create portgroup with invalid name '{name}'"
+                )));
             }
         }
     }
@@ -239,7 +304,10 @@ fn apply(ctx: &Ctx, g: &mut Portgroup, f: &Fields<'_>, patching: bool) -> ApiRes
     if present("category") {
         g.category = f.string("category", 80)?;
     }
-    for (key, min) in [("mode", at::PORTGROUP_MODE_PROPERTIES), ("properties", at::PORTGROUP_MODE_PROPERTIES)] {
+    for (key, min) in [
+        ("mode", at::PORTGROUP_MODE_PROPERTIES),
+        ("properties", at::PORTGROUP_MODE_PROPERTIES),
+    ] {
         if !patching && f.has(key) && !ctx.version.at_least(min) {
             return Err(ApiError::not_acceptable());
         }
@@ -247,10 +315,16 @@ fn apply(ctx: &Ctx, g: &mut Portgroup, f: &Fields<'_>, patching: bool) -> ApiRes
     Ok(())
 }
 
-pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn create(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     require_portgroups(&ctx)?;
     let Value::Object(obj) = &body else {
-        return Err(ApiError::bad_request(format!("Schema error: {body} is not of type 'object'")));
+        return Err(ApiError::bad_request(format!(
+            "Schema error: {body} is not of type 'object'"
+        )));
     };
     if let Some(extra) = obj.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
         return Err(ApiError::bad_request(format!(
@@ -267,7 +341,9 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
         .await
         .map_err(|_| ApiError::bad_request(format!("Node {node_uuid} could not be found.")))?;
     let uuid = match f.uuid("uuid")? {
-        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
+        Some(u) => u
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
         None => PortgroupUuid::new_random(),
     };
     let mut g = Portgroup {
@@ -290,10 +366,20 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
     apply(&ctx, &mut g, &f, false)?;
     let created = app.conductor.create_portgroup(g).await?;
     let location = format!("{}/v1/portgroups/{}", ctx.base, created.uuid);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(portgroup_json(&ctx, &created, None))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(portgroup_json(&ctx, &created, None)),
+    )
+        .into_response())
 }
 
-pub async fn update(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn update(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, PATCH_FIELDS)?;
     let g = load(&app, &ctx, &raw).await?;
@@ -309,9 +395,13 @@ pub async fn update(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<Strin
     let f = Fields::new(obj, "patch");
     let mut updated = g.clone();
     apply(&ctx, &mut updated, &f, true).map_err(|e| {
-        if e.message.starts_with("Cannot create portgroup with invalid name") {
+        if e.message
+            .starts_with("Cannot create portgroup with invalid name")
+        {
             let name = updated.name.clone().unwrap_or_default();
-            ApiError::bad_request(format!("Portgroup {raw}: Cannot change name to invalid name '{name}'"))
+            ApiError::bad_request(format!(
+                "Portgroup {raw}: Cannot change name to invalid name '{name}'"
+            ))
         } else {
             e
         }
@@ -332,7 +422,11 @@ pub async fn update(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<Strin
     Ok(Json(portgroup_json(&ctx, &saved, None)).into_response())
 }
 
-pub async fn delete(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn delete(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
     let g = load(&app, &ctx, &raw).await?;
     app.conductor.destroy_portgroup(g.uuid).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

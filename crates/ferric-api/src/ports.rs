@@ -77,7 +77,10 @@ const PATCH_FIELDS: &[&str] = &[
 const UNSORTABLE: &[&str] = &["extra", "internal_info", "local_link_connection"];
 
 fn field_version(name: &str) -> Option<u32> {
-    PORT_FIELDS.iter().find(|(f, _)| *f == name).map(|(_, v)| *v)
+    PORT_FIELDS
+        .iter()
+        .find(|(f, _)| *f == name)
+        .map(|(_, v)| *v)
 }
 
 /// A port as shown; `fields` limits it (links always stay).
@@ -115,11 +118,21 @@ pub fn port_json(ctx: &Ctx, port: &Port, fields: Option<&[String]>) -> Value {
 }
 
 fn check_fields(ctx: &Ctx, fields: &[String]) -> ApiResult<()> {
-    let unknown: Vec<&str> = fields.iter().filter(|f| field_version(f).is_none()).map(String::as_str).collect();
+    let unknown: Vec<&str> = fields
+        .iter()
+        .filter(|f| field_version(f).is_none())
+        .map(String::as_str)
+        .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::bad_request(format!("Field(s) \"{}\" are not valid", unknown.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "Field(s) \"{}\" are not valid",
+            unknown.join(", ")
+        )));
     }
-    if fields.iter().any(|f| field_version(f).is_some_and(|m| !ctx.version.at_least(m))) {
+    if fields
+        .iter()
+        .any(|f| field_version(f).is_some_and(|m| !ctx.version.at_least(m)))
+    {
         return Err(ApiError::not_acceptable());
     }
     Ok(())
@@ -132,7 +145,9 @@ async fn load(app: &AppState, raw: &str) -> ApiResult<Port> {
         Err(_) => app.store().get_port_by_name(raw).await,
     };
     found.map_err(|e| match e {
-        ferric_db::DbError::NotFound { .. } => ApiError::not_found(format!("Port {raw} could not be found.")),
+        ferric_db::DbError::NotFound { .. } => {
+            ApiError::not_found(format!("Port {raw} could not be found."))
+        }
         other => other.into(),
     })
 }
@@ -145,11 +160,21 @@ pub async fn list_detail(State(app): State<AppState>, ctx: Ctx, p: Params) -> Ap
     list_ports(app, ctx, p, true, Scope::All).await
 }
 
-pub async fn list_of_node(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn list_of_node(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     list_ports(app, ctx, p, false, Scope::Node(raw)).await
 }
 
-pub async fn list_of_node_detail(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn list_of_node_detail(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     list_ports(app, ctx, p, true, Scope::Node(raw)).await
 }
 
@@ -160,11 +185,19 @@ pub enum Scope {
     Portgroup(String),
 }
 
-pub async fn list_ports(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool, scope: Scope) -> ApiResult<Response> {
+pub async fn list_ports(
+    app: AppState,
+    ctx: Ctx,
+    mut p: Params,
+    detail_path: bool,
+    scope: Scope,
+) -> ApiResult<Response> {
     if detail_path {
         for forbidden in ["fields", "detail"] {
             if p.take(forbidden).is_some() {
-                return Err(ApiError::bad_request(format!("Unexpected arguments: {forbidden}")));
+                return Err(ApiError::bad_request(format!(
+                    "Unexpected arguments: {forbidden}"
+                )));
             }
         }
     }
@@ -175,14 +208,20 @@ pub async fn list_ports(app: AppState, ctx: Ctx, mut p: Params, detail_path: boo
         return Err(ApiError::not_acceptable());
     }
     if let Some(addr) = p.take("address") {
-        let mac: MacAddress = addr
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected valid MAC address for address: {addr}")))?;
+        let mac: MacAddress = addr.parse().map_err(|_| {
+            ApiError::bad_request(format!("Expected valid MAC address for address: {addr}"))
+        })?;
         filter.address = Some(mac.to_string());
     }
     if let Some(shards) = p.take("shard") {
         ctx.require(at::NODE_SHARD)?;
-        filter.shards = Some(shards.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        filter.shards = Some(
+            shards
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
     }
     filter.description_contains = p.take("description_contains");
     let (node, group) = match scope {
@@ -205,8 +244,16 @@ pub async fn list_ports(app: AppState, ctx: Ctx, mut p: Params, detail_path: boo
     }
     let marker = match &args.marker {
         Some(m) => {
-            let uuid: PortUuid = m.parse().map_err(|_| ApiError::bad_request(format!("Expected UUID for marker: {m}")))?;
-            Some(app.store().get_port(uuid).await.map_err(|_| ApiError::not_found(format!("Port {m} could not be found.")))?.id)
+            let uuid: PortUuid = m
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("Expected UUID for marker: {m}")))?;
+            Some(
+                app.store()
+                    .get_port(uuid)
+                    .await
+                    .map_err(|_| ApiError::not_found(format!("Port {m} could not be found.")))?
+                    .id,
+            )
         }
         None => None,
     };
@@ -217,7 +264,10 @@ pub async fn list_ports(app: AppState, ctx: Ctx, mut p: Params, detail_path: boo
         (Some(f), false) => Some(f),
         (None, false) => Some(&default),
     };
-    let items: Vec<Value> = ports.iter().map(|port| port_json(&ctx, port, fields)).collect();
+    let items: Vec<Value> = ports
+        .iter()
+        .map(|port| port_json(&ctx, port, fields))
+        .collect();
     let mut out = json!({"ports": items});
     let resource = if detail_path { "ports/detail" } else { "ports" };
     let last = ports.last().map(|p| p.uuid.to_string()).unwrap_or_default();
@@ -231,7 +281,12 @@ pub async fn list_ports(app: AppState, ctx: Ctx, mut p: Params, detail_path: boo
     Ok(Json(out).into_response())
 }
 
-pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, mut p: Params) -> ApiResult<Response> {
+pub async fn show(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    mut p: Params,
+) -> ApiResult<Response> {
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
     p.finish()?;
     if let Some(f) = &fields {
@@ -266,10 +321,20 @@ fn check_key_versions(ctx: &Ctx, obj: &Map<String, Value>) -> ApiResult<()> {
 
 /// Ironic's `local_link_connection` schema.
 fn check_local_link(llc: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
-    let allowed = ["port_id", "switch_id", "hostname", "switch_info", "network_type"];
-    let schema = |msg: String| ApiError::bad_request(format!("Schema error for local_link_connection: {msg}"));
+    let allowed = [
+        "port_id",
+        "switch_id",
+        "hostname",
+        "switch_info",
+        "network_type",
+    ];
+    let schema = |msg: String| {
+        ApiError::bad_request(format!("Schema error for local_link_connection: {msg}"))
+    };
     if let Some(extra) = llc.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(schema(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+        return Err(schema(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        )));
     }
     let has = |k: &str| llc.get(k).is_some_and(|v| v.is_string());
     let unmanaged = llc.get("network_type") == Some(&json!("unmanaged"));
@@ -283,7 +348,9 @@ fn check_local_link(llc: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
     if let Some(Value::String(switch)) = llc.get("switch_id") {
         let normalized = match switch.parse::<MacAddress>() {
             Ok(mac) => mac.to_string(),
-            Err(_) if switch.len() == 16 && switch.bytes().all(|b| b.is_ascii_hexdigit()) => switch.to_ascii_lowercase(),
+            Err(_) if switch.len() == 16 && switch.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                switch.to_ascii_lowercase()
+            }
             Err(_) => {
                 return Err(ApiError::bad_request(format!(
                     "Expected a MAC address or OpenFlow datapath ID but received {switch}."
@@ -301,23 +368,30 @@ fn apply(port: &mut Port, f: &Fields<'_>, patching: bool) -> ApiResult<()> {
     let present = |k: &str| patching || f.has(k);
     match f.string("address", 18)? {
         Some(addr) => {
-            port.address = addr
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("Expected valid MAC address for address: {addr}")))?;
+            port.address = addr.parse().map_err(|_| {
+                ApiError::bad_request(format!("Expected valid MAC address for address: {addr}"))
+            })?;
         }
-        None if patching => return Err(ApiError::bad_request("Schema error for patch: 'address' is a required property")),
+        None if patching => {
+            return Err(ApiError::bad_request(
+                "Schema error for patch: 'address' is a required property",
+            ))
+        }
         None => {}
     }
     if present("extra") {
         port.extra = f.object("extra")?.unwrap_or_default();
     }
     if present("local_link_connection") {
-        port.local_link_connection = check_local_link(&f.object("local_link_connection")?.unwrap_or_default())?;
+        port.local_link_connection =
+            check_local_link(&f.object("local_link_connection")?.unwrap_or_default())?;
     }
     if present("physical_network") {
         port.physical_network = f.string("physical_network", 64)?;
         if port.physical_network.as_deref() == Some("") {
-            return Err(ApiError::bad_request("A non-empty value is required when setting physical_network"));
+            return Err(ApiError::bad_request(
+                "A non-empty value is required when setting physical_network",
+            ));
         }
     }
     if present("pxe_enabled") {
@@ -328,7 +402,9 @@ fn apply(port: &mut Port, f: &Fields<'_>, patching: bool) -> ApiResult<()> {
     }
     if present("portgroup_uuid") {
         port.portgroup_uuid = match f.uuid("portgroup_uuid")? {
-            Some(u) => Some(u.parse().map_err(|_| ApiError::bad_request(format!("Expected UUID for portgroup_uuid: {u}")))?),
+            Some(u) => Some(u.parse().map_err(|_| {
+                ApiError::bad_request(format!("Expected UUID for portgroup_uuid: {u}"))
+            })?),
             None => None,
         };
     }
@@ -345,17 +421,30 @@ fn apply(port: &mut Port, f: &Fields<'_>, patching: bool) -> ApiResult<()> {
         port.category = f.string("category", 80)?;
     }
     if present("available_for_dynamic_portgroup") {
-        port.available_for_dynamic_portgroup = f.boolean("available_for_dynamic_portgroup")?.unwrap_or(true);
+        port.available_for_dynamic_portgroup = f
+            .boolean("available_for_dynamic_portgroup")?
+            .unwrap_or(true);
     }
-    if port.is_smartnic && !(port.local_link_connection.contains_key("port_id") && port.local_link_connection.contains_key("hostname")) {
-        return Err(ApiError::bad_request("Smart NIC port must have port_id and hostname in local_link_connection"));
+    if port.is_smartnic
+        && !(port.local_link_connection.contains_key("port_id")
+            && port.local_link_connection.contains_key("hostname"))
+    {
+        return Err(ApiError::bad_request(
+            "Smart NIC port must have port_id and hostname in local_link_connection",
+        ));
     }
     Ok(())
 }
 
-pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn create(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let Value::Object(obj) = &body else {
-        return Err(ApiError::bad_request(format!("Schema error for port: {body} is not of type 'object'")));
+        return Err(ApiError::bad_request(format!(
+            "Schema error for port: {body} is not of type 'object'"
+        )));
     };
     if let Some(extra) = obj.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
         return Err(ApiError::bad_request(format!(
@@ -363,12 +452,16 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
         )));
     }
     if !obj.contains_key("address") {
-        return Err(ApiError::bad_request("Schema error for port: 'address' is a required property"));
+        return Err(ApiError::bad_request(
+            "Schema error for port: 'address' is a required property",
+        ));
     }
     let f = Fields::new(obj, "port");
     let node_ref = match (f.uuid("node_uuid")?, f.string("node_ident", 255)?) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("Schema error for port: specify only one of node_uuid and node_ident"))
+            return Err(ApiError::bad_request(
+                "Schema error for port: specify only one of node_uuid and node_ident",
+            ))
         }
         (Some(uuid), None) => uuid,
         (None, Some(ident)) => ident,
@@ -385,13 +478,17 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
         .await
         .map_err(|_| ApiError::bad_request(format!("Node {node_ref} could not be found.")))?;
     let uuid = match f.uuid("uuid")? {
-        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
+        Some(u) => u
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
         None => PortUuid::new_random(),
     };
     let mut port = Port {
         id: 0,
         uuid,
-        address: "00:00:00:00:00:00".parse().map_err(|_| ApiError::internal())?,
+        address: "00:00:00:00:00:00"
+            .parse()
+            .map_err(|_| ApiError::internal())?,
         node_uuid: node.uuid,
         portgroup_uuid: None,
         name: None,
@@ -412,7 +509,12 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
     check_portgroup(&app, &port).await?;
     let created = app.conductor.create_port(port).await?;
     let location = format!("{}/v1/ports/{}", ctx.base, created.uuid);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(port_json(&ctx, &created, None))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(port_json(&ctx, &created, None)),
+    )
+        .into_response())
 }
 
 async fn check_portgroup(app: &AppState, port: &Port) -> ApiResult<()> {
@@ -449,11 +551,18 @@ fn port_document(port: &Port) -> Value {
     })
 }
 
-pub async fn update(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn update(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, PATCH_FIELDS)?;
     for op in &ops {
-        if op.is_whole_field() && field_version(op.field()).is_some_and(|m| !ctx.version.at_least(m)) {
+        if op.is_whole_field()
+            && field_version(op.field()).is_some_and(|m| !ctx.version.at_least(m))
+        {
             return Err(ApiError::not_acceptable());
         }
     }
@@ -513,7 +622,10 @@ fn check_port_update(before: &Port, after: &Port, node: &ferric_core::Node) -> A
     if before.physical_network != after.physical_network {
         changed.push("physical_network");
     }
-    let wiring_ok = matches!(node.provision_state, S::Enroll | S::Inspecting | S::InspectWait | S::Manageable) || node.maintenance;
+    let wiring_ok = matches!(
+        node.provision_state,
+        S::Enroll | S::Inspecting | S::InspectWait | S::Manageable
+    ) || node.maintenance;
     if !changed.is_empty() && !wiring_ok {
         return Err(ApiError::conflict(format!(
             "Port {} can not have any connectivity attributes ({}) updated unless node {} is in a enroll, inspecting, \
@@ -531,11 +643,14 @@ pub async fn delete(State(app): State<AppState>, Path(raw): Path<String>) -> Api
     let uuid: PortUuid = raw
         .parse()
         .map_err(|_| ApiError::bad_request(format!("Expected UUID for port_uuid: {raw}")))?;
-    app.conductor.destroy_port(uuid).await.map_err(|e| match e {
-        ferric_conductor::ConductorError::NotFound { kind: "Port", .. } => {
-            ApiError::not_found(format!("Port {raw} could not be found."))
-        }
-        other => other.into(),
-    })?;
+    app.conductor
+        .destroy_port(uuid)
+        .await
+        .map_err(|e| match e {
+            ferric_conductor::ConductorError::NotFound { kind: "Port", .. } => {
+                ApiError::not_found(format!("Port {raw} could not be found."))
+            }
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

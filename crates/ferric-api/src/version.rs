@@ -75,7 +75,9 @@ fn requested(headers: &HeaderMap) -> Option<String> {
             let mut parts = entry.split_whitespace();
             let service = parts.next()?;
             let version = parts.next()?;
-            service.eq_ignore_ascii_case("baremetal").then(|| version.to_owned())
+            service
+                .eq_ignore_ascii_case("baremetal")
+                .then(|| version.to_owned())
         })
         .next_back();
     standard.or_else(|| {
@@ -166,21 +168,36 @@ mod tests {
     fn negotiation_follows_ironic() {
         assert_eq!(negotiate(&headers(&[])), Ok(MIN));
         assert_eq!(negotiate(&headers(&[(LEGACY_HEADER, "latest")])), Ok(MAX));
-        assert_eq!(negotiate(&headers(&[(LEGACY_HEADER, " 1.5")])), Ok(Version(5)));
-        let both = headers(&[(LEGACY_HEADER, "1.5"), (STANDARD_HEADER, "compute 2.1, baremetal 1.60")]);
+        assert_eq!(
+            negotiate(&headers(&[(LEGACY_HEADER, " 1.5")])),
+            Ok(Version(5))
+        );
+        let both = headers(&[
+            (LEGACY_HEADER, "1.5"),
+            (STANDARD_HEADER, "compute 2.1, baremetal 1.60"),
+        ]);
         assert_eq!(negotiate(&both), Ok(Version(60)));
         assert!(matches!(
             negotiate(&headers(&[(LEGACY_HEADER, "1.999")])),
             Err(VersionError::Unsupported(m)) if m.starts_with("Version 1.999 was requested")
         ));
-        assert!(matches!(negotiate(&headers(&[(LEGACY_HEADER, "2.1")])), Err(VersionError::Unsupported(_))));
+        assert!(matches!(
+            negotiate(&headers(&[(LEGACY_HEADER, "2.1")])),
+            Err(VersionError::Unsupported(_))
+        ));
         for bad in ["1", "abc", "1.5.1"] {
             let h = HeaderMap::from_iter([(
                 axum::http::HeaderName::from_static(LEGACY_HEADER),
                 HeaderValue::from_str(bad).unwrap(),
             )]);
-            assert!(matches!(negotiate(&h), Err(VersionError::Unparsable(_))), "{bad}");
+            assert!(
+                matches!(negotiate(&h), Err(VersionError::Unparsable(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(negotiate(&headers(&[(LEGACY_HEADER, "1.0")])), Err(VersionError::Unsupported(_))));
+        assert!(matches!(
+            negotiate(&headers(&[(LEGACY_HEADER, "1.0")])),
+            Err(VersionError::Unsupported(_))
+        ));
     }
 }

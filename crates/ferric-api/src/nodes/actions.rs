@@ -5,12 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferric_conductor::{ConductorError, PowerRequest, ProvisionAction, ProvisionRequest, ValidationResult};
+use ferric_conductor::{
+    ConductorError, PowerRequest, ProvisionAction, ProvisionRequest, ValidationResult,
+};
 use ferric_core::{BootDevice, Ident, JsonObject, Node, PowerState, ProvisionState};
 use serde_json::{json, Map, Value};
 
-use super::view::{opt_timestamp, shown_state};
 use super::load;
+use super::view::{opt_timestamp, shown_state};
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::version::at;
@@ -26,23 +28,39 @@ fn body_object(body: Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
     let Value::Object(obj) = body else {
         return Err(ApiError::bad_request("Request body must be a JSON object"));
     };
-    let mut unexpected: Vec<&str> = obj.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
+    let mut unexpected: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
     if !unexpected.is_empty() {
         unexpected.sort_unstable();
-        return Err(ApiError::bad_request(format!("Unexpected arguments: {}", unexpected.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "Unexpected arguments: {}",
+            unexpected.join(", ")
+        )));
     }
     Ok(obj)
 }
 
 fn required_string(obj: &Map<String, Value>, key: &str) -> ApiResult<String> {
     match obj.get(key) {
-        None | Some(Value::Null) => Err(ApiError::bad_request(format!("Missing mandatory parameter: {key}"))),
+        None | Some(Value::Null) => Err(ApiError::bad_request(format!(
+            "Missing mandatory parameter: {key}"
+        ))),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(ApiError::bad_request(format!("Expected string for {key}: {other}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Expected string for {key}: {other}"
+        ))),
     }
 }
 
-pub async fn states(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn states(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
     let n = load(&app, &ctx, &raw).await?;
     let mut out = json!({
@@ -75,10 +93,9 @@ pub async fn power(
     let target = required_string(&obj, "target")?;
     let timeout = match obj.get("timeout") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| ApiError::bad_request(format!("Expected an integer for timeout: {v}")))?,
-        ),
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            ApiError::bad_request(format!("Expected an integer for timeout: {v}"))
+        })?),
     };
     let node = load(&app, &ctx, &raw).await?;
     let soft = matches!(target.as_str(), "soft rebooting" | "soft power off");
@@ -95,21 +112,32 @@ pub async fn power(
     };
     let wanted: PowerState = match target.parse() {
         Ok(PowerState::Error) | Err(_) => {
-            return Err(refuse(node.power_state.map_or("None".into(), |p| p.to_string())));
+            return Err(refuse(
+                node.power_state.map_or("None".into(), |p| p.to_string()),
+            ));
         }
         Ok(p) => p,
     };
-    if matches!(node.provision_state, ProvisionState::Cleaning | ProvisionState::CleanWait) {
+    if matches!(
+        node.provision_state,
+        ProvisionState::Cleaning | ProvisionState::CleanWait
+    ) {
         return Err(refuse(node.provision_state.to_string()));
     }
     if node.disable_power_off && matches!(wanted, PowerState::Off | PowerState::SoftPowerOff) {
-        return Err(ApiError::conflict(format!("Failed to set node power state to {target}.")));
+        return Err(ApiError::conflict(format!(
+            "Failed to set node power state to {target}."
+        )));
     }
     let req = PowerRequest {
         target: wanted,
-        timeout: timeout.and_then(|t| u64::try_from(t).ok()).map(std::time::Duration::from_secs),
+        timeout: timeout
+            .and_then(|t| u64::try_from(t).ok())
+            .map(std::time::Duration::from_secs),
     };
-    app.conductor.change_power_state(&Ident::Uuid(node.uuid), req).await?;
+    app.conductor
+        .change_power_state(&Ident::Uuid(node.uuid), req)
+        .await?;
     Ok(accepted(&ctx, &raw))
 }
 
@@ -137,7 +165,16 @@ pub async fn provision(
 ) -> ApiResult<Response> {
     let obj = body_object(
         body,
-        &["target", "configdrive", "clean_steps", "deploy_steps", "rescue_password", "disable_ramdisk", "service_steps", "runbook"],
+        &[
+            "target",
+            "configdrive",
+            "clean_steps",
+            "deploy_steps",
+            "rescue_password",
+            "disable_ramdisk",
+            "service_steps",
+            "runbook",
+        ],
     )?;
     let target = required_string(&obj, "target")?;
     let node = load(&app, &ctx, &raw).await?;
@@ -153,11 +190,17 @@ pub async fn provision(
     }
     let action = provision_action(&ctx, &node, &target, &obj)?;
     let req = ProvisionRequest { target, action };
-    app.conductor.provision(&Ident::Uuid(node.uuid), req).await?;
+    app.conductor
+        .provision(&Ident::Uuid(node.uuid), req)
+        .await?;
     Ok(accepted(&ctx, &raw))
 }
 
-fn steps_of(obj: &Map<String, Value>, key: &str, deploy: bool) -> ApiResult<Option<Vec<JsonObject>>> {
+fn steps_of(
+    obj: &Map<String, Value>,
+    key: &str,
+    deploy: bool,
+) -> ApiResult<Option<Vec<JsonObject>>> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -165,11 +208,21 @@ fn steps_of(obj: &Map<String, Value>, key: &str, deploy: bool) -> ApiResult<Opti
             .map(|item| check_step(key, item, deploy))
             .collect::<ApiResult<Vec<_>>>()
             .map(|v| (!v.is_empty()).then_some(v)),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid {key}: {other} is not of type 'array'"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid {key}: {other} is not of type 'array'"
+        ))),
     }
 }
 
-const STEP_INTERFACES: &[&str] = &["vendor", "power", "management", "firmware", "deploy", "bios", "raid"];
+const STEP_INTERFACES: &[&str] = &[
+    "vendor",
+    "power",
+    "management",
+    "firmware",
+    "deploy",
+    "bios",
+    "raid",
+];
 
 /// Ironic's step schema: interface, step, args (and priority for deploy).
 fn check_step(key: &str, item: &Value, deploy: bool) -> ApiResult<JsonObject> {
@@ -180,10 +233,19 @@ fn check_step(key: &str, item: &Value, deploy: bool) -> ApiResult<JsonObject> {
     let allowed: &[&str] = if deploy {
         &["interface", "step", "args", "priority"]
     } else {
-        &["interface", "step", "args", "order", "execute_on_child_nodes", "limit_child_node_execution"]
+        &[
+            "interface",
+            "step",
+            "args",
+            "order",
+            "execute_on_child_nodes",
+            "limit_child_node_execution",
+        ]
     };
     if let Some(extra) = step.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+        return Err(bad(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        )));
     }
     match step.get("interface") {
         Some(Value::String(i)) if STEP_INTERFACES.contains(&i.as_str()) => {}
@@ -212,7 +274,10 @@ fn check_step(key: &str, item: &Value, deploy: bool) -> ApiResult<JsonObject> {
             _ => false,
         };
         if !priority_ok {
-            return Err(bad(format!("{} is not valid under any of the given schemas", step["priority"])));
+            return Err(bad(format!(
+                "{} is not valid under any of the given schemas",
+                step["priority"]
+            )));
         }
     }
     Ok(step.clone())
@@ -220,25 +285,44 @@ fn check_step(key: &str, item: &Value, deploy: bool) -> ApiResult<JsonObject> {
 
 /// Checks a provision request's body for its verb, as Ironic's API does,
 /// and builds the typed action.
-fn provision_action(ctx: &Ctx, node: &Node, target: &str, obj: &Map<String, Value>) -> ApiResult<ProvisionAction> {
+fn provision_action(
+    ctx: &Ctx,
+    node: &Node,
+    target: &str,
+    obj: &Map<String, Value>,
+) -> ApiResult<ProvisionAction> {
     let configdrive = obj.get("configdrive").filter(|v| truthy(v)).cloned();
     if let Some(cd) = &configdrive {
         check_configdrive(ctx, target, cd)?;
     }
     if obj.get("runbook").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request("Runbooks are not supported by this Ferric version."));
+        return Err(ApiError::bad_request(
+            "Runbooks are not supported by this Ferric version.",
+        ));
     }
     let disable_ramdisk = match obj.get("disable_ramdisk") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
-        Some(other) => return Err(ApiError::bad_request(format!("Invalid disable_ramdisk: {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid disable_ramdisk: {other}"
+            )))
+        }
     };
     if disable_ramdisk.is_some() {
         match target {
-            "clean" if !ctx.version.at_least(at::CLEAN_DISABLE_RAMDISK) => return Err(disable_ramdisk_406()),
-            "service" if !ctx.version.at_least(at::SERVICE_DISABLE_RAMDISK) => return Err(disable_ramdisk_406()),
+            "clean" if !ctx.version.at_least(at::CLEAN_DISABLE_RAMDISK) => {
+                return Err(disable_ramdisk_406())
+            }
+            "service" if !ctx.version.at_least(at::SERVICE_DISABLE_RAMDISK) => {
+                return Err(disable_ramdisk_406())
+            }
             "clean" | "service" => {}
-            _ => return Err(ApiError::bad_request("disable_ramdisk is supported only with manual cleaning or servicing")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "disable_ramdisk is supported only with manual cleaning or servicing",
+                ))
+            }
         }
     }
     let clean_steps = steps_of(obj, "clean_steps", false)?;
@@ -261,7 +345,11 @@ fn provision_action(ctx: &Ctx, node: &Node, target: &str, obj: &Map<String, Valu
     let rescue_password = match obj.get("rescue_password") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(ApiError::bad_request(format!("Expected string for rescue_password: {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Expected string for rescue_password: {other}"
+            )))
+        }
     };
     if rescue_password.is_some() && target != "rescue" {
         return Err(ApiError::bad_request(
@@ -269,10 +357,14 @@ fn provision_action(ctx: &Ctx, node: &Node, target: &str, obj: &Map<String, Valu
         ));
     }
     if target == "abort" {
-        if node.provision_state == ProvisionState::InspectWait && !ctx.version.at_least(at::INSPECTION_ABORT) {
+        if node.provision_state == ProvisionState::InspectWait
+            && !ctx.version.at_least(at::INSPECTION_ABORT)
+        {
             return Err(ApiError::not_acceptable());
         }
-        if node.provision_state == ProvisionState::DeployWait && !ctx.version.at_least(at::DEPLOYWAIT_ABORT) {
+        if node.provision_state == ProvisionState::DeployWait
+            && !ctx.version.at_least(at::DEPLOYWAIT_ABORT)
+        {
             return Err(ApiError::not_acceptable());
         }
     }
@@ -324,7 +416,10 @@ fn provision_action(ctx: &Ctx, node: &Node, target: &str, obj: &Map<String, Valu
 }
 
 fn disable_ramdisk_406() -> ApiError {
-    ApiError::new(StatusCode::NOT_ACCEPTABLE, "disable_ramdisk is not acceptable in this API version")
+    ApiError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "disable_ramdisk is not acceptable in this API version",
+    )
 }
 
 fn truthy(v: &Value) -> bool {
@@ -341,7 +436,11 @@ fn truthy(v: &Value) -> bool {
 fn check_configdrive(ctx: &Ctx, target: &str, cd: &Value) -> ApiResult<()> {
     let rebuild_ok = ctx.version.at_least(at::REBUILD_CONFIG_DRIVE);
     if !(target == "active" || (target == "rebuild" && rebuild_ok)) {
-        let allowed = if rebuild_ok { "active, rebuild" } else { "active" };
+        let allowed = if rebuild_ok {
+            "active, rebuild"
+        } else {
+            "active"
+        };
         return Err(ApiError::bad_request(format!(
             "Adding a config drive is only supported when setting provision state to {allowed}"
         )));
@@ -353,7 +452,8 @@ fn check_configdrive(ctx: &Ctx, target: &str, cd: &Value) -> ApiResult<()> {
                     "Providing a JSON object for configdrive is only supported starting with API version 1.56",
                 ));
             }
-            if obj.contains_key("vendor_data") && !ctx.version.at_least(at::CONFIGDRIVE_VENDOR_DATA) {
+            if obj.contains_key("vendor_data") && !ctx.version.at_least(at::CONFIGDRIVE_VENDOR_DATA)
+            {
                 return Err(ApiError::bad_request(
                     "Providing vendor_data in configdrive is only supported starting with API version 1.59",
                 ));
@@ -367,7 +467,9 @@ fn check_configdrive(ctx: &Ctx, target: &str, cd: &Value) -> ApiResult<()> {
             Ok(())
         }
         Value::String(s) => {
-            let base64ish = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=\n\r\t ".contains(&b));
+            let base64ish = s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=\n\r\t ".contains(&b));
             if s.contains("://") || base64ish {
                 Ok(())
             } else {
@@ -395,17 +497,32 @@ pub async fn set_maintenance(
     let reason = match obj.get("reason") {
         None | Some(Value::Null) => query_reason,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(ApiError::bad_request(format!("Expected string for reason: {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Expected string for reason: {other}"
+            )))
+        }
     };
     maintenance(&app, &ctx, &raw, true, reason).await
 }
 
-pub async fn unset_maintenance(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn unset_maintenance(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
     maintenance(&app, &ctx, &raw, false, None).await
 }
 
-async fn maintenance(app: &AppState, ctx: &Ctx, raw: &str, on: bool, reason: Option<String>) -> ApiResult<Response> {
+async fn maintenance(
+    app: &AppState,
+    ctx: &Ctx,
+    raw: &str,
+    on: bool,
+    reason: Option<String>,
+) -> ApiResult<Response> {
     let node = load(app, ctx, raw).await?;
     let change: ferric_conductor::Change<'_, Node> = Box::new(move |n: &mut Node| {
         n.maintenance = on;
@@ -415,15 +532,28 @@ async fn maintenance(app: &AppState, ctx: &Ctx, raw: &str, on: bool, reason: Opt
         }
         Ok(())
     });
-    app.conductor.update_node(&Ident::Uuid(node.uuid), change, false).await?;
+    app.conductor
+        .update_node(&Ident::Uuid(node.uuid), change, false)
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-pub async fn get_boot_device(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn get_boot_device(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
     let node = load(&app, &ctx, &raw).await?;
-    let setting = app.conductor.get_boot_device(&Ident::Uuid(node.uuid)).await?;
-    Ok(Json(json!({"boot_device": setting.boot_device, "persistent": setting.persistent})).into_response())
+    let setting = app
+        .conductor
+        .get_boot_device(&Ident::Uuid(node.uuid))
+        .await?;
+    Ok(
+        Json(json!({"boot_device": setting.boot_device, "persistent": setting.persistent}))
+            .into_response(),
+    )
 }
 
 pub async fn set_boot_device(
@@ -438,24 +568,43 @@ pub async fn set_boot_device(
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => crate::context::parse_bool("persistent", s)?,
-        Some(other) => return Err(ApiError::bad_request(format!("Invalid persistent: {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid persistent: {other}"
+            )))
+        }
     };
     let node = load(&app, &ctx, &raw).await?;
     let device: BootDevice = device
         .parse()
         .map_err(|_| ApiError::bad_request(format!("Invalid boot device {device} specified.")))?;
-    app.conductor.set_boot_device(&Ident::Uuid(node.uuid), device, persistent).await?;
+    app.conductor
+        .set_boot_device(&Ident::Uuid(node.uuid), device, persistent)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn supported_boot_devices(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn supported_boot_devices(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
     let node = load(&app, &ctx, &raw).await?;
-    let devices = app.conductor.supported_boot_devices(&Ident::Uuid(node.uuid)).await?;
+    let devices = app
+        .conductor
+        .supported_boot_devices(&Ident::Uuid(node.uuid))
+        .await?;
     Ok(Json(json!({"supported_boot_devices": devices})).into_response())
 }
 
-pub async fn inject_nmi(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn inject_nmi(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     if !ctx.version.at_least(at::INJECT_NMI) {
         return Err(ApiError::not_found("Resource could not be found."));
     }
@@ -465,19 +614,29 @@ pub async fn inject_nmi(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<S
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn validate(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn validate(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
     validate_node(&app, &ctx, &raw).await
 }
 
 /// `/v1/nodes/validate?node=<ident>` (or `node_uuid=`).
-pub async fn validate_by_query(State(app): State<AppState>, ctx: Ctx, mut p: Params) -> ApiResult<Response> {
+pub async fn validate_by_query(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    mut p: Params,
+) -> ApiResult<Response> {
     let node_uuid = p.take("node_uuid");
     let node = p.take("node");
     p.finish()?;
     let raw = match (node_uuid, node) {
         (Some(u), _) => {
-            ferric_core::ids::parse_uuid(&u).map_err(|_| ApiError::bad_request(format!("Expected UUID for node_uuid: {u}")))?;
+            ferric_core::ids::parse_uuid(&u)
+                .map_err(|_| ApiError::bad_request(format!("Expected UUID for node_uuid: {u}")))?;
             u
         }
         (None, Some(n)) => n,
@@ -500,7 +659,12 @@ async fn validate_node(app: &AppState, ctx: &Ctx, raw: &str) -> ApiResult<Respon
     Ok(Json(Value::Object(out)).into_response())
 }
 
-pub async fn get_traits(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn get_traits(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     ctx.require(at::NODE_TRAITS)?;
     p.finish()?;
     let node = load(&app, &ctx, &raw).await?;
@@ -511,10 +675,17 @@ const TRAITS_USAGE: &str = "A single node trait may be added via PUT /v1/nodes/<
      body, or all node traits may be replaced via PUT /v1/nodes/<node identifier>/traits with the list of traits \
      specified in the request body.";
 
-pub async fn set_traits(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn set_traits(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     traits_version(&ctx, StatusCode::METHOD_NOT_ALLOWED)?;
     let Value::Object(obj) = &body else {
-        return Err(ApiError::bad_request(format!("Schema error for body: {body} is not of type 'object'")));
+        return Err(ApiError::bad_request(format!(
+            "Schema error for body: {body} is not of type 'object'"
+        )));
     };
     if let Some(extra) = obj.keys().find(|k| *k != "traits") {
         return Err(ApiError::bad_request(format!(
@@ -527,16 +698,23 @@ pub async fn set_traits(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<S
     let traits = items
         .iter()
         .map(|t| {
-            t.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ApiError::bad_request(format!("Schema error for body: {t} is not of type 'string'")))
+            t.as_str().map(str::to_owned).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Schema error for body: {t} is not of type 'string'"
+                ))
+            })
         })
         .collect::<ApiResult<Vec<String>>>()?;
-    if let Some(bad) = traits.iter().find(|t| !ferric_core::node::is_valid_trait(t)) {
+    if let Some(bad) = traits
+        .iter()
+        .find(|t| !ferric_core::node::is_valid_trait(t))
+    {
         return Err(invalid_trait("body", bad));
     }
     let node = load(&app, &ctx, &raw).await?;
-    app.conductor.set_traits(&Ident::Uuid(node.uuid), traits).await?;
+    app.conductor
+        .set_traits(&Ident::Uuid(node.uuid), traits)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -562,43 +740,67 @@ pub async fn add_trait(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     traits_version(&ctx, StatusCode::METHOD_NOT_ALLOWED)?;
-    if body.as_object().is_none_or(|o| !o.is_empty()) {
+    let empty = body.is_null() || body.as_object().is_some_and(|o| o.is_empty());
+    if !empty {
         return Err(ApiError::bad_request(TRAITS_USAGE));
     }
     if !ferric_core::node::is_valid_trait(&name) {
         return Err(invalid_trait("trait", &name));
     }
     let node = load(&app, &ctx, &raw).await?;
-    app.conductor.add_trait(&Ident::Uuid(node.uuid), name.clone()).await?;
+    app.conductor
+        .add_trait(&Ident::Uuid(node.uuid), name.clone())
+        .await?;
     let location = format!("{}/v1/nodes/{raw}/traits/{name}", ctx.base);
     Ok((StatusCode::NO_CONTENT, [(header::LOCATION, location)]).into_response())
 }
 
-pub async fn remove_traits(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn remove_traits(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
     traits_version(&ctx, StatusCode::NOT_FOUND)?;
     let node = load(&app, &ctx, &raw).await?;
-    app.conductor.set_traits(&Ident::Uuid(node.uuid), Vec::new()).await?;
+    app.conductor
+        .set_traits(&Ident::Uuid(node.uuid), Vec::new())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn remove_trait(State(app): State<AppState>, ctx: Ctx, Path((raw, name)): Path<(String, String)>) -> ApiResult<Response> {
+pub async fn remove_trait(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path((raw, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
     traits_version(&ctx, StatusCode::NOT_FOUND)?;
     let node = load(&app, &ctx, &raw).await?;
-    app.conductor.remove_trait(&Ident::Uuid(node.uuid), name).await?;
+    app.conductor
+        .remove_trait(&Ident::Uuid(node.uuid), name)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `PUT /states/raid`: the RAID configuration to build at the next clean.
-pub async fn set_raid(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn set_raid(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     ctx.require(at::RAID_CONFIG)?;
     let Value::Object(config) = body else {
-        return Err(ApiError::bad_request("RAID config validation error: the configuration must be an object"));
+        return Err(ApiError::bad_request(
+            "RAID config validation error: the configuration must be an object",
+        ));
     };
     let node = load(&app, &ctx, &raw).await?;
     let change: ferric_conductor::Change<'_, Node> = Box::new(move |n: &mut Node| {
         n.target_raid_config = config;
         Ok(())
     });
-    app.conductor.update_node(&Ident::Uuid(node.uuid), change, false).await?;
+    app.conductor
+        .update_node(&Ident::Uuid(node.uuid), change, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -96,7 +96,14 @@ pub const PATCH_FIELDS: &[&str] = &[
 ];
 
 /// Names a node may not take: they are path words of the API.
-const RESERVED_NAMES: &[&str] = &["maintenance", "management", "states", "vendor_passthru", "detail", "validate"];
+const RESERVED_NAMES: &[&str] = &[
+    "maintenance",
+    "management",
+    "states",
+    "vendor_passthru",
+    "detail",
+    "validate",
+];
 
 /// Why a name is refused, or `None` if it is fine at this version.
 pub fn name_problem(ctx: &Ctx, name: &str) -> Option<NameProblem> {
@@ -208,7 +215,9 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) => parse_bool(key, s).map(Some),
-            Some(other) => Err(self.schema(format!("{other} is not of type 'boolean', 'string', 'null'"))),
+            Some(other) => Err(self.schema(format!(
+                "{other} is not of type 'boolean', 'string', 'null'"
+            ))),
         }
     }
 
@@ -216,7 +225,9 @@ impl<'a> Fields<'a> {
         match self.string(key, 36)? {
             Some(s) => match ferric_core::ids::parse_uuid(&s) {
                 Ok(u) => Ok(Some(u.hyphenated().to_string())),
-                Err(_) => Err(ApiError::bad_request(format!("Expected UUID for {key}: {s}"))),
+                Err(_) => Err(ApiError::bad_request(format!(
+                    "Expected UUID for {key}: {s}"
+                ))),
             },
             None => Ok(None),
         }
@@ -247,7 +258,8 @@ pub fn apply(node: &mut Node, f: &Fields<'_>, patching: bool) -> Result<(), ApiE
     for kind in InterfaceKind::ALL {
         let field = kind.field_name();
         if present(field) {
-            node.interfaces.set(*kind, f.string(field, 255)?.unwrap_or_default());
+            node.interfaces
+                .set(*kind, f.string(field, 255)?.unwrap_or_default());
         }
     }
     macro_rules! set {
@@ -259,12 +271,21 @@ pub fn apply(node: &mut Node, f: &Fields<'_>, patching: bool) -> Result<(), ApiE
     }
     set!(automated_clean, f.boolean("automated_clean")?);
     set!(chassis_uuid, f.uuid("chassis_uuid")?);
-    set!(conductor_group, f.string("conductor_group", 255)?.unwrap_or_default());
+    set!(
+        conductor_group,
+        f.string("conductor_group", 255)?.unwrap_or_default()
+    );
     set!(description, f.string("description", 4096)?);
-    set!(disable_power_off, f.boolean("disable_power_off")?.unwrap_or(false));
+    set!(
+        disable_power_off,
+        f.boolean("disable_power_off")?.unwrap_or(false)
+    );
     set!(driver_info, f.object("driver_info")?.unwrap_or_default());
     set!(extra, f.object("extra")?.unwrap_or_default());
-    set!(instance_info, f.object("instance_info")?.unwrap_or_default());
+    set!(
+        instance_info,
+        f.object("instance_info")?.unwrap_or_default()
+    );
     set!(instance_name, f.string("instance_name", 255)?);
     set!(instance_uuid, f.uuid("instance_uuid")?);
     set!(lessee, f.string("lessee", 255)?);
@@ -281,12 +302,19 @@ pub fn apply(node: &mut Node, f: &Fields<'_>, patching: bool) -> Result<(), ApiE
         set!(protected, f.boolean("protected")?.unwrap_or(false));
         set!(protected_reason, f.string("protected_reason", 255)?);
     } else {
-        set!(console_enabled, f.boolean("console_enabled")?.unwrap_or(false));
+        set!(
+            console_enabled,
+            f.boolean("console_enabled")?.unwrap_or(false)
+        );
         set!(secure_boot, f.boolean("secure_boot")?);
         set!(boot_mode, f.string("boot_mode", 255)?);
     }
     if node.instance_name.is_none() {
-        if let Some(name) = node.instance_info.get("display_name").and_then(Value::as_str) {
+        if let Some(name) = node
+            .instance_info
+            .get("display_name")
+            .and_then(Value::as_str)
+        {
             node.instance_name = Some(name.to_owned());
         }
     }

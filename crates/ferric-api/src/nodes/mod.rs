@@ -11,7 +11,7 @@ use axum::Json;
 use ferric_core::{Ident, Node, NodeIdent, NodeUuid, ProvisionState};
 use ferric_db::query::NODE_SORT_COLUMNS;
 use ferric_db::NodeFilter;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
@@ -37,14 +37,21 @@ const UNSORTABLE: &[&str] = &[
     "service_step",
 ];
 
-const FAULTS: &[&str] = &["power failure", "clean failure", "rescue abort failure", "service failure"];
+const FAULTS: &[&str] = &[
+    "power failure",
+    "clean failure",
+    "rescue abort failure",
+    "service failure",
+];
 
 /// A node named in a URL: a UUID, or a name from 1.5 on.
 pub fn node_ident(ctx: &Ctx, raw: &str) -> ApiResult<NodeIdent> {
     let ident = NodeIdent::parse(raw);
     if let Ident::Name(name) = &ident {
         if !ctx.version.at_least(at::NODE_NAME) {
-            return Err(ApiError::not_found(format!("Node {raw} could not be found.")));
+            return Err(ApiError::not_found(format!(
+                "Node {raw} could not be found."
+            )));
         }
         if !ferric_core::ids::is_valid_logical_name(name) {
             return Err(ApiError::routing(
@@ -60,7 +67,9 @@ pub fn node_ident(ctx: &Ctx, raw: &str) -> ApiResult<NodeIdent> {
 pub async fn load(app: &AppState, ctx: &Ctx, raw: &str) -> ApiResult<Node> {
     let ident = node_ident(ctx, raw)?;
     app.store().get_node(&ident).await.map_err(|e| match e {
-        ferric_db::DbError::NotFound { .. } => ApiError::not_found(format!("Node {raw} could not be found.")),
+        ferric_db::DbError::NotFound { .. } => {
+            ApiError::not_found(format!("Node {raw} could not be found."))
+        }
         other => other.into(),
     })
 }
@@ -69,7 +78,10 @@ pub fn render<'a>(app: &'a AppState, ctx: &'a Ctx, shape: Shape<'a>) -> Render<'
     Render {
         ctx,
         shape,
-        conductor: (&app.conductor.config().conductor_group, app.conductor.host()),
+        conductor: (
+            &app.conductor.config().conductor_group,
+            app.conductor.host(),
+        ),
     }
 }
 
@@ -88,7 +100,13 @@ pub async fn list_detail(State(app): State<AppState>, ctx: Ctx, p: Params) -> Ap
 }
 
 /// Lists nodes; `chassis` comes from `/v1/chassis/{uuid}/nodes`.
-pub async fn list_nodes(app: AppState, ctx: Ctx, mut p: Params, detail_path: bool, chassis: Option<String>) -> ApiResult<Response> {
+pub async fn list_nodes(
+    app: AppState,
+    ctx: Ctx,
+    mut p: Params,
+    detail_path: bool,
+    chassis: Option<String>,
+) -> ApiResult<Response> {
     if detail_path && p.take("fields").is_some() {
         return Err(ApiError::bad_request("Unexpected arguments: fields"));
     }
@@ -96,7 +114,13 @@ pub async fn list_nodes(app: AppState, ctx: Ctx, mut p: Params, detail_path: boo
         return Err(ApiError::bad_request("Unexpected arguments: detail"));
     }
     let (filter, keep) = take_filter(&ctx, &mut p, chassis)?;
-    let args = ListArgs::take(&ctx, &mut p, NODE_SORT_COLUMNS, UNSORTABLE, view::field_version)?;
+    let args = ListArgs::take(
+        &ctx,
+        &mut p,
+        NODE_SORT_COLUMNS,
+        UNSORTABLE,
+        view::field_version,
+    )?;
     p.finish()?;
     if let Some(fields) = &args.fields {
         view::check_fields(&ctx, fields)?;
@@ -118,18 +142,33 @@ pub async fn list_nodes(app: AppState, ctx: Ctx, mut p: Params, detail_path: boo
     let mut listing_args = args.clone();
     if listing_args.fields.is_none() && !listing_args.wants_detail(detail_path) {
         listing_args.fields = Some(
-            ["instance_uuid", "maintenance", "power_state", "provision_state", "uuid", "name"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            [
+                "instance_uuid",
+                "maintenance",
+                "power_state",
+                "provision_state",
+                "uuid",
+                "name",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         );
     }
     let next = listing_args.next_link(&ctx, resource, &keep, nodes.len(), &last);
-    let body = match next {
-        Some(next) => serde_json::to_string(&json!({"nodes": views, "next": next})),
-        None => serde_json::to_string(&json!({"nodes": views})),
-    };
-    Ok(json_text(StatusCode::OK, body.map_err(|_| ApiError::internal())?))
+    let body = serde_json::to_string(&NodeList { nodes: views, next });
+    Ok(json_text(
+        StatusCode::OK,
+        body.map_err(|_| ApiError::internal())?,
+    ))
+}
+
+/// A page of nodes, serialized straight from the stored nodes.
+#[derive(serde::Serialize)]
+struct NodeList<'a> {
+    nodes: Vec<view::NodeView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 /// A JSON response from already serialized text.
@@ -143,13 +182,19 @@ async fn marker_id(app: &AppState, marker: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::bad_request(format!("Expected UUID for marker: {marker}")))?;
     match app.store().get_node(&Ident::Uuid(uuid)).await {
         Ok(n) => Ok(n.id),
-        Err(ferric_db::DbError::NotFound { .. }) => Err(ApiError::not_found(format!("Node {marker} could not be found."))),
+        Err(ferric_db::DbError::NotFound { .. }) => Err(ApiError::not_found(format!(
+            "Node {marker} could not be found."
+        ))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// The node filters of a list request, and those its `next` link keeps.
-fn take_filter(ctx: &Ctx, p: &mut Params, chassis: Option<String>) -> ApiResult<(NodeFilter, Vec<(String, String)>)> {
+fn take_filter(
+    ctx: &Ctx,
+    p: &mut Params,
+    chassis: Option<String>,
+) -> ApiResult<(NodeFilter, Vec<(String, String)>)> {
     let mut f = NodeFilter::default();
     let mut keep = Vec::new();
     let gated = |p: &mut Params, name: &str, min: u32| -> ApiResult<Option<String>> {
@@ -165,9 +210,9 @@ fn take_filter(ctx: &Ctx, p: &mut Params, chassis: Option<String>) -> ApiResult<
         if !ctx.version.at_least(at::PROVISION_STATE_FILTER) {
             return Err(ApiError::not_acceptable());
         }
-        let parsed: ProvisionState = state
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Provision state \"{state}\" is not valid")))?;
+        let parsed: ProvisionState = state.parse().map_err(|_| {
+            ApiError::bad_request(format!("Provision state \"{state}\" is not valid"))
+        })?;
         keep.push(("provision_state".into(), state.clone()));
         f.provision_states = Some(vec![parsed]);
     }
@@ -182,19 +227,29 @@ fn take_filter(ctx: &Ctx, p: &mut Params, chassis: Option<String>) -> ApiResult<
         }
         f.fault = Some(fault);
     }
-    f.conductor_group = gated(p, "conductor_group", at::CONDUCTOR_GROUP)?.map(|g| g.to_ascii_lowercase());
+    f.conductor_group =
+        gated(p, "conductor_group", at::CONDUCTOR_GROUP)?.map(|g| g.to_ascii_lowercase());
     let conductor = gated(p, "conductor", at::CONDUCTORS)?;
     f.owner = gated(p, "owner", at::NODE_OWNER)?;
     f.lessee = gated(p, "lessee", at::NODE_LESSEE)?;
     if let Some(shards) = gated(p, "shard", at::NODE_SHARD)? {
-        f.shards = Some(shards.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        f.shards = Some(
+            shards
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
     }
     if let Some(sharded) = gated(p, "sharded", at::NODE_SHARD)? {
         f.sharded = Some(crate::context::parse_bool("sharded", &sharded)?);
     }
     if let Some(name) = p.take("instance_name") {
         if !ctx.version.at_least(at::NODE_INSTANCE_NAME) {
-            return Err(ApiError::new(StatusCode::NOT_ACCEPTABLE, "instance_name is not acceptable in this API version"));
+            return Err(ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "instance_name is not acceptable in this API version",
+            ));
         }
         let _ = name;
     }
@@ -205,11 +260,16 @@ fn take_filter(ctx: &Ctx, p: &mut Params, chassis: Option<String>) -> ApiResult<
     f.parent_node = gated(p, "parent_node", at::PARENT_CHILD_NODES)?;
     f.exclude_children = !include_children && f.parent_node.is_none();
     if let Some(uuid) = p.take("instance_uuid") {
-        let parsed = ferric_core::ids::parse_uuid(&uuid)
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for instance_uuid: {uuid}")))?;
+        let parsed = ferric_core::ids::parse_uuid(&uuid).map_err(|_| {
+            ApiError::bad_request(format!("Expected UUID for instance_uuid: {uuid}"))
+        })?;
         f.instance_uuid = Some(parsed.hyphenated().to_string());
     }
-    for (name, slot) in [("associated", &mut f.associated), ("maintenance", &mut f.maintenance), ("retired", &mut f.retired)] {
+    for (name, slot) in [
+        ("associated", &mut f.associated),
+        ("maintenance", &mut f.maintenance),
+        ("retired", &mut f.retired),
+    ] {
         if let Some(v) = p.take_bool(name)? {
             *slot = Some(v);
             keep.push((name.to_owned(), if v { "True" } else { "False" }.to_owned()));
@@ -227,7 +287,12 @@ fn take_filter(ctx: &Ctx, p: &mut Params, chassis: Option<String>) -> ApiResult<
         f.conductor_group = Some(f.conductor_group.unwrap_or_default());
         let _ = c;
     }
-    for (k, v) in [("driver", &f.driver), ("resource_class", &f.resource_class), ("owner", &f.owner), ("lessee", &f.lessee)] {
+    for (k, v) in [
+        ("driver", &f.driver),
+        ("resource_class", &f.resource_class),
+        ("owner", &f.owner),
+        ("lessee", &f.lessee),
+    ] {
         if let Some(v) = v {
             keep.push((k.to_owned(), v.clone()));
         }
@@ -235,7 +300,12 @@ fn take_filter(ctx: &Ctx, p: &mut Params, chassis: Option<String>) -> ApiResult<
     Ok((f, keep))
 }
 
-pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, mut p: Params) -> ApiResult<Response> {
+pub async fn show(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    mut p: Params,
+) -> ApiResult<Response> {
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
     p.finish()?;
     if let Some(fields) = &fields {
@@ -248,22 +318,35 @@ pub async fn show(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>
     Ok(json_text(StatusCode::OK, body))
 }
 
-pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn create(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let Value::Object(obj) = &body else {
-        return Err(ApiError::bad_request(format!("Schema error for node: {body} is not of type 'object'")));
+        return Err(ApiError::bad_request(format!(
+            "Schema error for node: {body} is not of type 'object'"
+        )));
     };
-    if let Some(extra) = obj.keys().find(|k| !body::CREATE_KEYS.contains(&k.as_str())) {
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !body::CREATE_KEYS.contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(format!(
             "Schema error for node: Additional properties are not allowed ('{extra}' was unexpected)"
         )));
     }
     if !obj.contains_key("driver") {
-        return Err(ApiError::bad_request("Schema error for node: 'driver' is a required property"));
+        return Err(ApiError::bad_request(
+            "Schema error for node: 'driver' is a required property",
+        ));
     }
     body::check_versions(&ctx, obj)?;
     let fields = Fields::new(obj, "node");
     let uuid = match fields.uuid("uuid")? {
-        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
+        Some(u) => u
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
         None => NodeUuid::new_random(),
     };
     let mut node = Node::enroll(uuid, String::new(), Default::default(), chrono::Utc::now());
@@ -272,9 +355,13 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
     if let Some(name) = fields.string("name", 255)? {
         match body::name_problem(&ctx, &name) {
             Some(NameProblem::Invalid) => {
-                return Err(ApiError::bad_request(format!("Cannot create node with invalid name '{name}'")))
+                return Err(ApiError::bad_request(format!(
+                    "Cannot create node with invalid name '{name}'"
+                )))
             }
-            Some(NameProblem::Reserved) => return Err(ApiError::bad_request(body::reserved_message(&name))),
+            Some(NameProblem::Reserved) => {
+                return Err(ApiError::bad_request(body::reserved_message(&name)))
+            }
             None => node.name = Some(name),
         }
     }
@@ -283,10 +370,19 @@ pub async fn create(State(app): State<AppState>, ctx: Ctx, JsonBody(body): JsonB
     }
     resolve_parent(&app, &mut node).await?;
     check_served(&app, &node)?;
-    let created = app.conductor.create_node(node).await.map_err(|e| named_duplicate(e, &uuid.to_string()))?;
+    let created = app
+        .conductor
+        .create_node(node)
+        .await
+        .map_err(|e| named_duplicate(e, &uuid.to_string()))?;
     let location = format!("{}/v1/nodes/{}", ctx.base, created.uuid);
     let body = node_json(&app, &ctx, &created);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
 }
 
 /// Ironic's messages for a duplicate instance UUID name the node too.
@@ -306,8 +402,16 @@ async fn resolve_parent(app: &AppState, node: &mut Node) -> ApiResult<()> {
     let Some(parent) = node.parent_node.clone() else {
         return Ok(());
     };
-    let invalid = || ApiError::bad_request(format!("Unable to apply the requested parent_node '{parent}'. Requested value was invalid."));
-    let found = app.store().get_node(&NodeIdent::parse(&parent)).await.map_err(|_| invalid())?;
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "Unable to apply the requested parent_node '{parent}'. Requested value was invalid."
+        ))
+    };
+    let found = app
+        .store()
+        .get_node(&NodeIdent::parse(&parent))
+        .await
+        .map_err(|_| invalid())?;
     if found.uuid == node.uuid || found.owner != node.owner {
         return Err(invalid());
     }
@@ -350,7 +454,9 @@ pub async fn update(
             return Err(ApiError::not_acceptable());
         }
     }
-    let changes_driver = ops.iter().any(|o| o.field() == "driver" && o.op != patch::Op::Remove);
+    let changes_driver = ops
+        .iter()
+        .any(|o| o.field() == "driver" && o.op != patch::Op::Remove);
     if reset == Some(true) && !changes_driver {
         return Err(ApiError::bad_request(
             "The reset_interfaces parameter can only be used when changing the node's driver.",
@@ -363,7 +469,9 @@ pub async fn update(
     let (app2, ctx2, raw2) = (app.clone(), ctx.clone(), raw.clone());
     let change: ferric_conductor::Change<'_, Node> = Box::new(move |n: &mut Node| {
         apply_patch(&ctx2, &raw2, n, &ops, parent).map_err(|e| match e.status {
-            StatusCode::NOT_ACCEPTABLE | StatusCode::BAD_REQUEST => ferric_conductor::ConductorError::Invalid(e.message),
+            StatusCode::NOT_ACCEPTABLE | StatusCode::BAD_REQUEST => {
+                ferric_conductor::ConductorError::Invalid(e.message)
+            }
             _ => ferric_conductor::ConductorError::InvalidState(e.message),
         })?;
         check_served(&app2, n).map_err(|e| ferric_conductor::ConductorError::Invalid(e.message))
@@ -378,7 +486,8 @@ pub async fn update(
 
 /// Ironic refuses to update a node in the middle of a transition.
 fn check_patchable(node: &Node, ops: &[patch::PatchOp], raw: &str, ctx: &Ctx) -> ApiResult<()> {
-    let only_unsets_instance = ops.len() == 1 && ops[0].op == patch::Op::Remove && ops[0].path == "/instance_uuid";
+    let only_unsets_instance =
+        ops.len() == 1 && ops[0].op == patch::Op::Remove && ops[0].path == "/instance_uuid";
     if node.maintenance && only_unsets_instance {
         return Ok(());
     }
@@ -387,7 +496,8 @@ fn check_patchable(node: &Node, ops: &[patch::PatchOp], raw: &str, ctx: &Ctx) ->
             "Node {raw} can not be updated while a state transition is in progress."
         )));
     }
-    if node.provision_state == ProvisionState::Inspecting && ctx.version.at_least(at::INSPECT_WAIT) {
+    if node.provision_state == ProvisionState::Inspecting && ctx.version.at_least(at::INSPECT_WAIT)
+    {
         return Err(ApiError::conflict(format!(
             "Cannot update node \"{}\" while it is in state \"inspecting\".",
             node.uuid
@@ -397,8 +507,16 @@ fn check_patchable(node: &Node, ops: &[patch::PatchOp], raw: &str, ctx: &Ctx) ->
 }
 
 /// Resolves a patched `parent_node` (a name or UUID) before the lock.
-async fn new_parent(app: &AppState, node: &Node, ops: &[patch::PatchOp]) -> ApiResult<Option<String>> {
-    let Some(op) = ops.iter().rev().find(|o| o.path == "/parent_node" && o.op != patch::Op::Remove) else {
+async fn new_parent(
+    app: &AppState,
+    node: &Node,
+    ops: &[patch::PatchOp],
+) -> ApiResult<Option<String>> {
+    let Some(op) = ops
+        .iter()
+        .rev()
+        .find(|o| o.path == "/parent_node" && o.op != patch::Op::Remove)
+    else {
         return Ok(None);
     };
     let Some(Value::String(parent)) = &op.value else {
@@ -411,7 +529,13 @@ async fn new_parent(app: &AppState, node: &Node, ops: &[patch::PatchOp]) -> ApiR
 }
 
 /// Applies patch operations to the node's document and writes it back.
-fn apply_patch(ctx: &Ctx, raw: &str, node: &mut Node, ops: &[patch::PatchOp], parent: Option<String>) -> ApiResult<()> {
+fn apply_patch(
+    ctx: &Ctx,
+    raw: &str,
+    node: &mut Node,
+    ops: &[patch::PatchOp],
+    parent: Option<String>,
+) -> ApiResult<()> {
     let mut doc = body::patch_document(node);
     patch::apply(&mut doc, ops)?;
     let Value::Object(obj) = &doc else {
@@ -424,9 +548,13 @@ fn apply_patch(ctx: &Ctx, raw: &str, node: &mut Node, ops: &[patch::PatchOp], pa
             }
             match body::name_problem(ctx, name) {
                 Some(NameProblem::Invalid) => {
-                    return Err(ApiError::bad_request(format!("Node {raw}: Cannot change name to invalid name '{name}'")))
+                    return Err(ApiError::bad_request(format!(
+                        "Node {raw}: Cannot change name to invalid name '{name}'"
+                    )))
                 }
-                Some(NameProblem::Reserved) => return Err(ApiError::bad_request(body::reserved_message(name))),
+                Some(NameProblem::Reserved) => {
+                    return Err(ApiError::bad_request(body::reserved_message(name)))
+                }
                 None => {}
             }
         }
@@ -436,7 +564,10 @@ fn apply_patch(ctx: &Ctx, raw: &str, node: &mut Node, ops: &[patch::PatchOp], pa
     body::apply(node, &fields, true)?;
     node.name = fields.string("name", 255)?;
     node.conductor_group = node.conductor_group.to_ascii_lowercase();
-    if chassis_before.is_some() && node.chassis_uuid.is_none() && !ctx.version.at_least(at::UNSET_CHASSIS_UUID) {
+    if chassis_before.is_some()
+        && node.chassis_uuid.is_none()
+        && !ctx.version.at_least(at::UNSET_CHASSIS_UUID)
+    {
         return Err(ApiError::not_acceptable());
     }
     if let Some(parent) = parent {
@@ -445,7 +576,12 @@ fn apply_patch(ctx: &Ctx, raw: &str, node: &mut Node, ops: &[patch::PatchOp], pa
     Ok(())
 }
 
-pub async fn delete(State(app): State<AppState>, ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult<Response> {
+pub async fn delete(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     p.finish()?;
     let node = load(&app, &ctx, &raw).await?;
     app.conductor.destroy_node(&Ident::Uuid(node.uuid)).await?;

@@ -86,26 +86,51 @@ pub const NODE_FIELDS: &[(&str, u32)] = &[
 ];
 
 /// Fields a client cannot pick with `?fields=`.
-const NOT_SELECTABLE: &[&str] = &["created_at", "updated_at", "links", "ports", "states", "portgroups", "volume"];
+const NOT_SELECTABLE: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "links",
+    "ports",
+    "states",
+    "portgroups",
+    "volume",
+];
 
 /// Sub-resource links, shown only with the whole node.
 const SUB_LINKS: &[&str] = &["ports", "states", "portgroups", "volume"];
 
 /// What a default (non-detail) list shows.
-const DEFAULT_FIELDS: &[&str] = &["uuid", "instance_uuid", "maintenance", "power_state", "provision_state", "name", "links"];
+const DEFAULT_FIELDS: &[&str] = &[
+    "uuid",
+    "instance_uuid",
+    "maintenance",
+    "power_state",
+    "provision_state",
+    "name",
+    "links",
+];
 
 /// The minor version a node field appeared in, if it is one.
 pub fn field_version(name: &str) -> Option<u32> {
-    NODE_FIELDS.iter().find(|(f, _)| *f == name).map(|(_, v)| *v)
+    NODE_FIELDS
+        .iter()
+        .find(|(f, _)| *f == name)
+        .map(|(_, v)| *v)
 }
 
 /// Checks a `fields=` selection: known, selectable, visible at `ctx`.
 pub fn check_fields(ctx: &Ctx, fields: &[String]) -> Result<(), crate::error::ApiError> {
     for f in fields {
         match field_version(f) {
-            Some(min) if !ctx.version.at_least(min) => return Err(crate::error::ApiError::not_acceptable()),
+            Some(min) if !ctx.version.at_least(min) => {
+                return Err(crate::error::ApiError::not_acceptable())
+            }
             Some(_) if !NOT_SELECTABLE.contains(&f.as_str()) => {}
-            _ => return Err(crate::error::ApiError::bad_request(format!("Field {f} is not a valid field."))),
+            _ => {
+                return Err(crate::error::ApiError::bad_request(format!(
+                    "Field {f} is not a valid field."
+                )))
+            }
         }
     }
     Ok(())
@@ -178,12 +203,19 @@ pub fn opt_timestamp(t: &Option<DateTime<Utc>>) -> Option<String> {
 pub fn shown_state(state: ProvisionState, ctx: &Ctx) -> Option<&'static str> {
     match state {
         ProvisionState::Available if !ctx.version.at_least(at::AVAILABLE_STATE) => None,
-        ProvisionState::InspectWait if !ctx.version.at_least(at::INSPECT_WAIT) => Some("inspecting"),
+        ProvisionState::InspectWait if !ctx.version.at_least(at::INSPECT_WAIT) => {
+            Some("inspecting")
+        }
         s => Some(s.as_str()),
     }
 }
 
-fn emit<M: SerializeMap>(map: &mut M, name: &str, n: &Node, r: &Render<'_>) -> Result<(), M::Error> {
+fn emit<M: SerializeMap>(
+    map: &mut M,
+    name: &str,
+    n: &Node,
+    r: &Render<'_>,
+) -> Result<(), M::Error> {
     use ferric_core::InterfaceKind;
     if let Some(kind) = InterfaceKind::from_field_name(name) {
         return map.serialize_entry(name, n.interfaces.get(kind));
@@ -203,12 +235,18 @@ fn emit<M: SerializeMap>(map: &mut M, name: &str, n: &Node, r: &Render<'_>) -> R
         "description" => map.serialize_entry(name, &n.description),
         "driver" => map.serialize_entry(name, &n.driver),
         "driver_info" => map.serialize_entry(name, &mask::driver_info(&n.driver_info)),
-        "driver_internal_info" => map.serialize_entry(name, &mask::mask_dict(&n.driver_internal_info)),
+        "driver_internal_info" => {
+            map.serialize_entry(name, &mask::mask_dict(&n.driver_internal_info))
+        }
         "extra" => map.serialize_entry(name, &n.extra),
         "fault" => map.serialize_entry(name, &n.fault),
         "health" => map.serialize_entry(name, &n.health),
-        "inspection_finished_at" => map.serialize_entry(name, &opt_timestamp(&n.inspection_finished_at)),
-        "inspection_started_at" => map.serialize_entry(name, &opt_timestamp(&n.inspection_started_at)),
+        "inspection_finished_at" => {
+            map.serialize_entry(name, &opt_timestamp(&n.inspection_finished_at))
+        }
+        "inspection_started_at" => {
+            map.serialize_entry(name, &opt_timestamp(&n.inspection_started_at))
+        }
         "instance_info" => map.serialize_entry(name, &mask::instance_info(&n.instance_info)),
         "instance_name" => map.serialize_entry(name, &n.instance_name),
         "instance_uuid" => map.serialize_entry(name, &n.instance_uuid),
@@ -225,7 +263,9 @@ fn emit<M: SerializeMap>(map: &mut M, name: &str, n: &Node, r: &Render<'_>) -> R
         "protected" => map.serialize_entry(name, &n.protected),
         "protected_reason" => map.serialize_entry(name, &n.protected_reason),
         "provision_state" => map.serialize_entry(name, &shown_state(n.provision_state, r.ctx)),
-        "provision_updated_at" => map.serialize_entry(name, &opt_timestamp(&n.provision_updated_at)),
+        "provision_updated_at" => {
+            map.serialize_entry(name, &opt_timestamp(&n.provision_updated_at))
+        }
         "raid_config" => map.serialize_entry(name, &n.raid_config),
         "reservation" => map.serialize_entry(name, &n.reservation),
         "resource_class" => map.serialize_entry(name, &n.resource_class),
