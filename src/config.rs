@@ -173,6 +173,22 @@ mod tests {
         assert_eq!(c.conductor.host, "from-env");
         assert_eq!(c.conductor.workers_pool_size, 7);
         assert_eq!(c.fake.deploy_delay.earliest, 2);
+        let c = load(
+            None,
+            env(&[
+                ("FERRIC_FAKE__DEPLOY_DELAY", "5"),
+                ("FERRIC_FAKE__POWER_DELAY", "1,3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.fake.deploy_delay.earliest, c.fake.deploy_delay.latest),
+            (5, 5)
+        );
+        assert_eq!(
+            (c.fake.power_delay.earliest, c.fake.power_delay.latest),
+            (1, 3)
+        );
     }
 
     #[test]

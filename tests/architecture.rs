@@ -1,6 +1,8 @@
 //! docs/ARCHITECTURE.md stays a true map: every workspace crate is
 //! described there, and crate dependencies point only the way it says.
 
+#![allow(clippy::unwrap_used)] // a malformed manifest should fail the test loudly
+
 use std::collections::BTreeSet;
 use std::path::Path;
 

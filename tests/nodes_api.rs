@@ -121,6 +121,13 @@ fn lists_page_sort_and_filter() {
         (status, faultstring(&body)),
         (400, "Provision state \"bogus\" is not valid".into())
     );
+    let host = s.get("/v1/conductors")["conductors"][0]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let served = s.get(&format!("/v1/nodes?conductor={host}"));
+    assert_eq!(served["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(s.get("/v1/nodes?conductor=elsewhere")["nodes"], json!([]));
     let detail = s.get("/v1/nodes/detail?limit=1");
     assert!(detail["nodes"][0].get("driver_info").is_some());
     assert!(detail["next"]

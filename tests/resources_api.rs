@@ -176,7 +176,10 @@ fn drivers_and_conductors_describe_this_ferric() {
     assert_eq!(fake["default_deploy_interface"], "fake");
     assert_eq!(fake["enabled_deploy_interfaces"], json!(["fake"]));
     assert_eq!(s.get("/v1/drivers/fake-hardware")["name"], "fake-hardware");
-    assert_eq!(s.get("/v1/drivers/fake-hardware/properties"), json!({}));
+    assert_eq!(
+        s.get("/v1/drivers/fake-hardware/properties"),
+        json!({"B1": "B1 description. Required.", "B2": "B2 description. Required."})
+    );
     let (status, body) = s.call(Method::GET, "/v1/drivers/ipmi", None);
     assert_eq!(status, 404);
     assert_eq!(

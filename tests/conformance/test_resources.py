@@ -148,11 +148,6 @@ def test_drivers(cli):
     assert "The driver 'nosuch' is unknown. (HTTP 404)" in r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ironic's fake vendor interface documents the driver properties B1 and B2; Ferric's has none "
-    "(crates/ferric-drivers/src/fake.rs)",
-)
 def test_driver_properties(cli):
     props = cli.json("driver", "property", "list", "fake-hardware")
     assert props == [
@@ -172,11 +167,6 @@ def test_conductors(cli):
     assert "Conductor nosuch could not be found. (HTTP 404)" in r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ferric's MacAddress (crates/ferric-core/src/ids.rs) also accepts dash-separated MACs; "
-    "Ironic takes the colon form only",
-)
 def test_mac_addresses_take_colons(cli):
     r = cli.fails("port", "list", "--address", "52-54-00-c0-ff-01")
     assert "Expected valid MAC address for address: 52-54-00-c0-ff-01 (HTTP 400)" in r.stderr

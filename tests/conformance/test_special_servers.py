@@ -106,12 +106,6 @@ def test_clean_wait_step_times_out(spawn):
     assert shown["reservation"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="FERRIC_FAKE__DEPLOY_DELAY=5 reaches the config as an integer and [fake] delays accept only "
-    "strings, so ferric refuses to start (src/config.rs typed(), DelayRange in crates/ferric-drivers)",
-)
 def test_fake_delay_from_the_environment(spawn):
     server = spawn("env-delay", {"conductor": {"host": HOST}}, env={"FERRIC_FAKE__DEPLOY_DELAY": "5"}, start=False)
     server.start()

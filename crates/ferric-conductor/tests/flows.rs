@@ -250,7 +250,7 @@ async fn manual_clean_with_an_unknown_step_fails_and_manage_recovers() {
         Some(
             format!(
                 "Cannot clean node {uuid}: node does not support this clean step: \
-                 {{\"interface\":\"bios\",\"step\":\"no_such_step\"}}"
+                 {{'interface': 'bios', 'step': 'no_such_step'}}"
             )
             .as_str()
         )
@@ -423,7 +423,7 @@ async fn clean_wait_without_seconds_fails_at_the_callback_timeout() {
     let node = h.wait_for_state(uuid, S::CleanFailed).await;
     let msg = "Timeout reached while cleaning the node. Please check if the ramdisk responsible \
                for the cleaning is running on the node. Failed on step \
-               {\"interface\":\"deploy\",\"step\":\"wait\"}.";
+               {'interface': 'deploy', 'step': 'wait'}.";
     assert_eq!(node.last_error.as_deref(), Some(msg));
     assert_eq!(node.target_provision_state, Some(S::Manageable));
     // A step was in progress: the node goes to maintenance.
@@ -636,7 +636,7 @@ async fn deploy_and_service_waits_fail_at_their_callback_timeouts() {
     let node = h.wait_for_state(servicing, S::ServiceFailed).await;
     let msg = "Timeout reached while servicing the node. Please check if the ramdisk responsible \
                for the servicing is running on the node. Failed on step \
-               {\"interface\":\"deploy\",\"step\":\"wait\"}.";
+               {'interface': 'deploy', 'step': 'wait'}.";
     assert_eq!(node.target_provision_state, Some(S::Active));
     assert_eq!(node.last_error.as_deref(), Some(msg));
     assert!(node.maintenance);

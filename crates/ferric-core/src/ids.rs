@@ -144,13 +144,14 @@ impl MacAddress {
 impl FromStr for MacAddress {
     type Err = InvalidMac;
 
-    /// Six pairs of hex digits separated by `:` or `-`, any case.
+    /// Six pairs of hex digits separated by `:`, any case (oslo's
+    /// `is_valid_mac`, which Ironic uses).
     fn from_str(s: &str) -> Result<Self, InvalidMac> {
         let bytes = s.as_bytes();
         let well_formed = bytes.len() == 17
             && bytes.iter().enumerate().all(|(i, &b)| {
                 if i % 3 == 2 {
-                    b == b':' || b == b'-'
+                    b == b':'
                 } else {
                     b.is_ascii_hexdigit()
                 }
@@ -158,7 +159,7 @@ impl FromStr for MacAddress {
         if !well_formed {
             return Err(InvalidMac(s.to_owned()));
         }
-        Ok(MacAddress(s.replace('-', ":").to_ascii_lowercase()))
+        Ok(MacAddress(s.to_ascii_lowercase()))
     }
 }
 
@@ -215,9 +216,10 @@ mod tests {
 
     #[test]
     fn macs_are_validated_and_normalized() {
-        let mac: MacAddress = "52-54-00-AB-cd-EF".parse().unwrap();
+        let mac: MacAddress = "52:54:00:AB:cd:EF".parse().unwrap();
         assert_eq!(mac.as_str(), "52:54:00:ab:cd:ef");
         for bad in [
+            "52-54-00-ab-cd-ef",
             "52:54:00:ab:cd",
             "52:54:00:ab:cd:eg",
             "5254.00ab.cdef",

@@ -27,3 +27,67 @@ pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 pub fn naive_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
+
+/// A JSON value as Python's `repr` prints it, which is how Ironic quotes
+/// steps and other dictionaries in its messages: `{'step': 'x', 'args': {}}`.
+pub fn python_repr(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => python_str(s),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(python_repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(map) => {
+            let inner: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_str(k), python_repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python quotes with `'` unless the text holds a `'` and no `"`.
+fn python_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_repr_matches_pythons() {
+        let v = serde_json::json!({"interface": "deploy", "step": "wait", "args": {"seconds": 5, "x": null, "b": true}, "l": ["it's"]});
+        assert_eq!(
+            python_repr(&v),
+            r#"{'interface': 'deploy', 'step': 'wait', 'args': {'seconds': 5, 'x': None, 'b': True}, 'l': ["it's"]}"#
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! The SQLite store against a real database file.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
 use chrono::Utc;
 use ferric_core::{
     Chassis, ChassisUuid, Ident, InterfaceKind, Interfaces, MacAddress, Node, NodeUuid, Port,

@@ -45,9 +45,21 @@ impl FromStr for DelayRange {
 }
 
 impl<'de> Deserialize<'de> for DelayRange {
+    /// `"3"`, `"1,5"` or a plain `3`.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(n) => Ok(DelayRange {
+                earliest: n,
+                latest: n,
+            }),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -394,6 +406,14 @@ impl ConsoleInterface for FakeConsole {
 #[async_trait]
 impl Interface for FakeVendor {
     fake_basics!(InterfaceKind::Vendor);
+
+    /// Ironic's fake vendor documents these two properties.
+    fn properties(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("B1", "B1 description. Required."),
+            ("B2", "B2 description. Required."),
+        ]
+    }
 
     /// A fake accepts any node.
     async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {

@@ -113,7 +113,11 @@ pub async fn list_nodes(
     if detail_path && p.take("detail").is_some() {
         return Err(ApiError::bad_request("Unexpected arguments: detail"));
     }
-    let (filter, keep) = take_filter(&ctx, &mut p, chassis)?;
+    let served = (
+        app.conductor.config().conductor_group.as_str(),
+        app.conductor.host(),
+    );
+    let (filter, keep) = take_filter(&ctx, &mut p, chassis, served)?;
     let args = ListArgs::take(
         &ctx,
         &mut p,
@@ -194,15 +198,13 @@ fn take_filter(
     ctx: &Ctx,
     p: &mut Params,
     chassis: Option<String>,
+    served: (&str, &str),
 ) -> ApiResult<(NodeFilter, Vec<(String, String)>)> {
     let mut f = NodeFilter::default();
     let mut keep = Vec::new();
     let gated = |p: &mut Params, name: &str, min: u32| -> ApiResult<Option<String>> {
         match p.take(name) {
-            Some(v) if !ctx.version.at_least(min) => {
-                let _ = v;
-                Err(ApiError::needs_version(min))
-            }
+            Some(_) if !ctx.version.at_least(min) => Err(ApiError::needs_version(min)),
             other => Ok(other),
         }
     };
@@ -251,7 +253,8 @@ fn take_filter(
                 "instance_name is not acceptable in this API version",
             ));
         }
-        let _ = name;
+        keep.push(("instance_name".into(), name.clone()));
+        f.instance_name = Some(name);
     }
     let include_children = match gated(p, "include_children", at::PARENT_CHILD_NODES)? {
         Some(v) => crate::context::parse_bool("include_children", &v)?,
@@ -283,9 +286,17 @@ fn take_filter(
         f.chassis_uuid = Some(uuid.hyphenated().to_string());
     }
     if let Some(c) = conductor {
-        keep.push(("conductor".into(), c.clone()));
-        f.conductor_group = Some(f.conductor_group.unwrap_or_default());
-        let _ = c;
+        // One conductor serves one group: its nodes are that group's.
+        let (group, host) = served;
+        let other_group = f
+            .conductor_group
+            .as_deref()
+            .is_some_and(|g| !g.eq_ignore_ascii_case(group));
+        if c != host || other_group {
+            f.uuids = Some(Vec::new());
+        }
+        f.conductor_group = Some(group.to_ascii_lowercase());
+        keep.push(("conductor".into(), c));
     }
     for (k, v) in [
         ("driver", &f.driver),

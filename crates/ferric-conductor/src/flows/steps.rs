@@ -171,7 +171,7 @@ pub(crate) fn validate_user_steps(
             errors.push(format!(
                 "node does not support this {} step: {}",
                 kind.name(),
-                Value::Object(step.clone())
+                ferric_core::python_repr(&Value::Object(step.clone()))
             ));
             continue;
         };
@@ -336,7 +336,7 @@ fn step_failure(task: &Task, kind: StepKind, step: &JsonObject, error: &str) -> 
         _ => format!(
             "Node {} failed step {}: {error}",
             task.node.uuid,
-            Value::Object(step.clone())
+            ferric_core::python_repr(&Value::Object(step.clone()))
         ),
     }
 }

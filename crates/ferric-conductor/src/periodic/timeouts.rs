@@ -38,7 +38,7 @@ pub(crate) fn expired(node: &Node, now: DateTime<Utc>, cfg: &ConductorConfig) ->
         S::CleanWait => format!(
             "Timeout reached while cleaning the node. Please check if the ramdisk responsible for the \
              cleaning is running on the node. Failed on step {}.",
-            Value::Object(node.clean_step.clone())
+            ferric_core::python_repr(&Value::Object(node.clean_step.clone()))
         ),
         S::InspectWait => "Timeout reached while inspecting the node. Please check if the ramdisk \
              responsible for the inspection is running on the node."
@@ -47,7 +47,7 @@ pub(crate) fn expired(node: &Node, now: DateTime<Utc>, cfg: &ConductorConfig) ->
         _ => format!(
             "Timeout reached while servicing the node. Please check if the ramdisk responsible for the \
              servicing is running on the node. Failed on step {}.",
-            Value::Object(node.service_step.clone())
+            ferric_core::python_repr(&Value::Object(node.service_step.clone()))
         ),
     })
 }
