@@ -1,8 +1,6 @@
 //! Cleaning: automated (on `provide` and after undeploy, ending in
 //! `available`) and manual (`clean` with steps, ending in `manageable`).
 
-use std::time::Duration;
-
 use ferric_core::{Event, JsonObject, ProvisionState};
 use serde_json::{json, Value};
 
@@ -118,7 +116,7 @@ pub(crate) async fn run(
     super::wipe_cleaning_info(&mut task);
     let driver = task.driver()?;
     match driver.deploy.prepare_cleaning(&mut task.dtask()).await {
-        Ok(ferric_drivers::Outcome::Wait) => return wait(task).await,
+        Ok(ferric_drivers::Outcome::Wait) => return steps::park(task, &StepsEnd::Wait).await,
         Ok(ferric_drivers::Outcome::Done) => {}
         Err(e) => {
             let msg = format!(
@@ -158,41 +156,12 @@ fn automated_clean_enabled(task: &Task) -> bool {
 
 /// Runs the stored clean steps from `start` to the end, a wait, a hold or
 /// a failure.
-pub(crate) async fn continue_from(mut task: Task, mut start: usize) -> Result<()> {
-    loop {
-        match steps::run_steps(&mut task, StepKind::Clean, start).await? {
-            StepsEnd::Done => return finish(task).await,
-            StepsEnd::Wait => return wait(task).await,
-            StepsEnd::Hold => {
-                let target = task.node.target_provision_state;
-                task.fire(Event::Hold, target)?;
-                task.release().await?;
-                return Ok(());
-            }
-            StepsEnd::Pause(d) => {
-                pause(&mut task, d).await?;
-                start = steps::next_index(&task, StepKind::Clean);
-            }
-            StepsEnd::Failed(msg) => return fail(task, msg).await,
-        }
+pub(crate) async fn continue_from(mut task: Task, start: usize) -> Result<()> {
+    match steps::run_steps(&mut task, StepKind::Clean, start).await? {
+        StepsEnd::Done => finish(task).await,
+        StepsEnd::Failed(msg) => fail(task, msg).await,
+        parked => steps::park(task, &parked).await,
     }
-}
-
-/// A `wait` step with a duration: sit in `clean wait`, then go on.
-async fn pause(task: &mut Task, d: Duration) -> Result<()> {
-    let target = task.node.target_provision_state;
-    task.fire(Event::Wait, target)?;
-    task.save().await?;
-    tokio::time::sleep(d).await;
-    task.fire(Event::Resume, target)?;
-    task.save().await
-}
-
-async fn wait(mut task: Task) -> Result<()> {
-    let target = task.node.target_provision_state;
-    task.fire(Event::Wait, target)?;
-    task.release().await?;
-    Ok(())
 }
 
 async fn finish(mut task: Task) -> Result<()> {

@@ -1,8 +1,6 @@
 //! Deploying: available (or deploy failed, active, error for rebuild)
 //! → deploying → active, running deploy steps.
 
-use std::time::Duration;
-
 use ferric_core::{Event, JsonObject};
 use serde_json::{json, Value};
 
@@ -173,35 +171,14 @@ fn plan_steps(
     Ok(plan)
 }
 
-pub(crate) async fn continue_from(mut task: Task, mut start: usize) -> Result<()> {
-    loop {
-        match steps::run_steps(&mut task, StepKind::Deploy, start).await? {
-            StepsEnd::Done => return finish(task).await,
-            StepsEnd::Wait => {
-                task.fire(Event::Wait, None)?;
-                task.release().await?;
-                return Ok(());
-            }
-            StepsEnd::Hold => {
-                task.fire(Event::Hold, None)?;
-                task.release().await?;
-                return Ok(());
-            }
-            StepsEnd::Pause(d) => {
-                pause(&mut task, d).await?;
-                start = steps::next_index(&task, StepKind::Deploy);
-            }
-            StepsEnd::Failed(msg) => return fail(task, msg).await,
-        }
+/// Runs the stored deploy steps from `start` to the end, a wait, a hold or
+/// a failure.
+pub(crate) async fn continue_from(mut task: Task, start: usize) -> Result<()> {
+    match steps::run_steps(&mut task, StepKind::Deploy, start).await? {
+        StepsEnd::Done => finish(task).await,
+        StepsEnd::Failed(msg) => fail(task, msg).await,
+        parked => steps::park(task, &parked).await,
     }
-}
-
-async fn pause(task: &mut Task, d: Duration) -> Result<()> {
-    task.fire(Event::Wait, None)?;
-    task.save().await?;
-    tokio::time::sleep(d).await;
-    task.fire(Event::Resume, None)?;
-    task.save().await
 }
 
 async fn finish(mut task: Task) -> Result<()> {

@@ -1,8 +1,6 @@
 //! Servicing: active → servicing → active, running the user's service
 //! steps on a deployed node.
 
-use std::time::Duration;
-
 use ferric_core::{Event, JsonObject, ProvisionState};
 use serde_json::{json, Value};
 
@@ -80,41 +78,20 @@ async fn run(
     continue_from(task, 0).await
 }
 
-pub(crate) async fn continue_from(mut task: Task, mut start: usize) -> Result<()> {
-    loop {
-        match steps::run_steps(&mut task, StepKind::Service, start).await? {
-            StepsEnd::Done => {
-                task.node.service_step.clear();
-                super::wipe_service_info(&mut task);
-                task.fire(Event::Done, None)?;
-                task.release().await?;
-                return Ok(());
-            }
-            StepsEnd::Wait => {
-                task.fire(Event::Wait, None)?;
-                task.release().await?;
-                return Ok(());
-            }
-            StepsEnd::Hold => {
-                task.fire(Event::Hold, None)?;
-                task.release().await?;
-                return Ok(());
-            }
-            StepsEnd::Pause(d) => {
-                pause(&mut task, d).await?;
-                start = steps::next_index(&task, StepKind::Service);
-            }
-            StepsEnd::Failed(msg) => return fail(task, msg).await,
+/// Runs the stored service steps from `start` to the end, a wait, a hold
+/// or a failure.
+pub(crate) async fn continue_from(mut task: Task, start: usize) -> Result<()> {
+    match steps::run_steps(&mut task, StepKind::Service, start).await? {
+        StepsEnd::Done => {
+            task.node.service_step.clear();
+            super::wipe_service_info(&mut task);
+            task.fire(Event::Done, None)?;
+            task.release().await?;
+            Ok(())
         }
+        StepsEnd::Failed(msg) => fail(task, msg).await,
+        parked => steps::park(task, &parked).await,
     }
-}
-
-async fn pause(task: &mut Task, d: Duration) -> Result<()> {
-    task.fire(Event::Wait, None)?;
-    task.save().await?;
-    tokio::time::sleep(d).await;
-    task.fire(Event::Resume, None)?;
-    task.save().await
 }
 
 /// Ironic's servicing error handler.

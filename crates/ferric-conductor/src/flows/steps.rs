@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use ferric_core::{InterfaceKind, JsonObject, PowerState};
+use ferric_core::{Event, InterfaceKind, JsonObject, PowerState};
 use ferric_drivers::{Driver, Outcome, StepDef, StepFlow};
 use serde_json::{json, Value};
 
@@ -79,12 +79,18 @@ pub(crate) enum StepsEnd {
     Done,
     /// A step started work that reports back later; the node must wait.
     Wait,
-    /// A `wait` step asked to pause for a while; the flow resumes after.
-    Pause(Duration),
     /// A `hold` step: the node waits for `unhold` or `abort`.
     Hold,
     /// A step failed; the text goes to `last_error`.
     Failed(String),
+}
+
+/// How one step ended; a pause is handled by the runner.
+#[derive(Debug, PartialEq)]
+enum StepEnd {
+    Next,
+    Pause(Duration),
+    Stop(StepsEnd),
 }
 
 /// Interface ranks that order steps of equal priority (Ironic's).
@@ -243,7 +249,8 @@ fn step_label(def: &StepDef) -> String {
 }
 
 /// Runs the stored steps of `kind` from `start`, saving progress before
-/// each one.
+/// each one. A `wait` step with a duration parks the node in the flow's
+/// wait state for that long, then the run goes on.
 pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> Result<StepsEnd> {
     let steps: Vec<JsonObject> = task
         .internal(kind.list_key())
@@ -255,9 +262,10 @@ pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> 
         *kind.current(task) = step.clone();
         task.set_internal(kind.index_key(), json!(index));
         task.save().await?;
-        let end = run_one(task, &driver, kind, step).await?;
-        if end != StepsEnd::Done {
-            return Ok(end);
+        match run_one(task, &driver, kind, step).await? {
+            StepEnd::Next => {}
+            StepEnd::Pause(d) => pause(task, d).await?,
+            StepEnd::Stop(end) => return Ok(end),
         }
     }
     kind.current(task).clear();
@@ -273,12 +281,36 @@ pub(crate) fn next_index(task: &Task, kind: StepKind) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// Sits in the flow's wait state for `d`, holding the lock, then resumes.
+async fn pause(task: &mut Task, d: Duration) -> Result<()> {
+    let target = task.node.target_provision_state;
+    task.fire(Event::Wait, target)?;
+    task.save().await?;
+    tokio::time::sleep(d).await;
+    task.fire(Event::Resume, target)?;
+    task.save().await
+}
+
+/// Leaves the node waiting (for a callback, or for `unhold`) and lets go
+/// of it; the flow's target stays what it was.
+pub(crate) async fn park(mut task: Task, end: &StepsEnd) -> Result<()> {
+    let event = if *end == StepsEnd::Hold {
+        Event::Hold
+    } else {
+        Event::Wait
+    };
+    let target = task.node.target_provision_state;
+    task.fire(event, target)?;
+    task.release().await?;
+    Ok(())
+}
+
 async fn run_one(
     task: &mut Task,
     driver: &Driver,
     kind: StepKind,
     step: &JsonObject,
-) -> Result<StepsEnd> {
+) -> Result<StepEnd> {
     let name = name_of(step).to_owned();
     let args = step
         .get("args")
@@ -286,13 +318,13 @@ async fn run_one(
         .cloned()
         .unwrap_or_default();
     match name.as_str() {
-        "hold" => return Ok(StepsEnd::Hold),
+        "hold" => return Ok(StepEnd::Stop(StepsEnd::Hold)),
         "wait" => {
             let Some(seconds) = args.get("seconds").and_then(Value::as_u64) else {
-                return Ok(StepsEnd::Wait);
+                return Ok(StepEnd::Stop(StepsEnd::Wait));
             };
             let capped = seconds.min(task.inner.config.max_conductor_wait_step_seconds);
-            return Ok(StepsEnd::Pause(Duration::from_secs(capped)));
+            return Ok(StepEnd::Pause(Duration::from_secs(capped)));
         }
         "power_on" | "power_off" | "reboot" => {
             let target = match name.as_str() {
@@ -301,28 +333,29 @@ async fn run_one(
                 _ => PowerState::Rebooting,
             };
             return Ok(match power::node_power_action(task, target, None).await? {
-                Ok(()) => StepsEnd::Done,
-                Err(msg) => StepsEnd::Failed(step_failure(task, kind, step, &msg)),
+                Ok(()) => StepEnd::Next,
+                Err(msg) => StepEnd::Stop(StepsEnd::Failed(step_failure(task, kind, step, &msg))),
             });
         }
         _ => {}
     }
     let Some(iface) = interface_of(step) else {
-        return Ok(StepsEnd::Failed(step_failure(
-            task,
-            kind,
-            step,
-            "unknown interface",
-        )));
+        let msg = step_failure(task, kind, step, "unknown interface");
+        return Ok(StepEnd::Stop(StepsEnd::Failed(msg)));
     };
     let outcome = driver
         .interface(iface)
         .execute_step(&mut task.dtask(), &name, &args)
         .await;
     Ok(match outcome {
-        Ok(Outcome::Done) => StepsEnd::Done,
-        Ok(Outcome::Wait) => StepsEnd::Wait,
-        Err(e) => StepsEnd::Failed(step_failure(task, kind, step, &e.to_string())),
+        Ok(Outcome::Done) => StepEnd::Next,
+        Ok(Outcome::Wait) => StepEnd::Stop(StepsEnd::Wait),
+        Err(e) => StepEnd::Stop(StepsEnd::Failed(step_failure(
+            task,
+            kind,
+            step,
+            &e.to_string(),
+        ))),
     })
 }
 
