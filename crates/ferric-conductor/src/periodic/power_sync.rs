@@ -83,45 +83,72 @@ impl PowerSync {
             _ => None,
         };
         let failures = self.count(uuid, actual.is_none());
-        if actual.is_some() && actual == node.power_state {
+        let cfg = &inner.config;
+        if decide(
+            node.power_state,
+            actual,
+            failures,
+            node.disable_power_off,
+            cfg,
+        ) == Sync::Nothing
+        {
+            if actual.is_none() {
+                tracing::warn!(node = %uuid, failures, "could not read the power state");
+            }
             return Ok(());
         }
-        if actual.is_none() && failures <= inner.config.power_state_sync_max_retries {
-            tracing::warn!(node = %uuid, failures, "could not read the power state");
-            return Ok(());
-        }
-        let task = match inner.try_lock(&Ident::Uuid(uuid)).await {
+        let mut task = match inner.try_lock(&Ident::Uuid(uuid)).await {
             Ok(t) => t,
             Err(ConductorError::NodeLocked { .. } | ConductorError::NotFound { .. }) => {
                 return Ok(())
             }
             Err(e) => return Err(e),
         };
-        self.correct(task, actual, failures).await
-    }
-
-    async fn correct(
-        &self,
-        mut task: Task,
-        actual: Option<PowerState>,
-        failures: u32,
-    ) -> Result<()> {
         let recorded = task.node.power_state;
-        if failures > task.inner.config.power_state_sync_max_retries {
-            give_up(&mut task, actual, recorded);
-        } else if recorded.is_none() {
-            task.node.power_state = actual;
-        } else if let (true, Some(recorded)) =
-            (task.inner.config.force_power_state_during_sync, recorded)
-        {
-            if !task.node.disable_power_off || recorded == PowerState::On {
-                tracing::warn!(node = %task.node.uuid, ?actual, %recorded, "power state changed outside Ferric; restoring it");
-                let _ = crate::power::node_power_action(&mut task, recorded, None).await?;
+        match decide(recorded, actual, failures, task.node.disable_power_off, cfg) {
+            Sync::Nothing => {}
+            Sync::Record => task.node.power_state = actual,
+            Sync::GiveUp => give_up(&mut task, actual, recorded),
+            Sync::Restore(target) => {
+                tracing::warn!(node = %uuid, ?actual, %target, "power state changed outside Ferric; restoring it");
+                let _ = crate::power::node_power_action(&mut task, target, None).await?;
             }
-        } else {
-            task.node.power_state = actual;
         }
         task.release().await.map(drop)
+    }
+}
+
+/// What the sync does about one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Nothing,
+    /// Store what the BMC says.
+    Record,
+    /// Put the hardware back to the recorded state.
+    Restore(PowerState),
+    /// The BMC keeps failing: maintenance, fault `power failure`.
+    GiveUp,
+}
+
+/// Ironic's decision, as a pure function of what was recorded, what the
+/// BMC said (`None`: it could not be read) and how often reading failed.
+fn decide(
+    recorded: Option<PowerState>,
+    actual: Option<PowerState>,
+    failures: u32,
+    disable_power_off: bool,
+    cfg: &crate::ConductorConfig,
+) -> Sync {
+    if failures > cfg.power_state_sync_max_retries {
+        return Sync::GiveUp;
+    }
+    let Some(actual) = actual else {
+        return Sync::Nothing;
+    };
+    match recorded {
+        Some(r) if r == actual => Sync::Nothing,
+        Some(r) if cfg.force_power_state_during_sync && !disable_power_off => Sync::Restore(r),
+        _ => Sync::Record,
     }
 }
 
@@ -141,5 +168,33 @@ fn give_up(task: &mut Task, actual: Option<PowerState>, recorded: Option<PowerSt
         task.node.maintenance = true;
         task.node.maintenance_reason = Some(msg);
         task.node.fault = Some("power failure".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PowerState::{Off, On};
+
+    #[test]
+    fn the_sync_decides_as_ironic_does() {
+        let cfg = crate::ConductorConfig::default();
+        assert_eq!(decide(Some(On), Some(On), 0, false, &cfg), Sync::Nothing);
+        assert_eq!(decide(None, Some(Off), 0, false, &cfg), Sync::Record);
+        assert_eq!(
+            decide(Some(On), Some(Off), 0, false, &cfg),
+            Sync::Restore(On)
+        );
+        assert_eq!(decide(Some(On), Some(Off), 0, true, &cfg), Sync::Record);
+        let lenient = crate::ConductorConfig {
+            force_power_state_during_sync: false,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            decide(Some(On), Some(Off), 0, false, &lenient),
+            Sync::Record
+        );
+        assert_eq!(decide(Some(On), None, 3, false, &cfg), Sync::Nothing);
+        assert_eq!(decide(Some(On), None, 4, false, &cfg), Sync::GiveUp);
     }
 }
