@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ferric_conductor::ConductorConfig;
 use ferric_drivers::FakeDelays;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the API listens on.
@@ -80,14 +80,21 @@ pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) ->
         }
         None => toml::Table::new(),
     };
+    let defaults =
+        toml::Table::try_from(Config::default()).context("cannot describe the defaults")?;
     for (key, value) in env {
         let Some(name) = key.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if name == "CONFIG" {
+        let path = name.to_ascii_lowercase();
+        // Only variables naming an option count: FERRIC_CONFIG and the
+        // variables of other tools are not options.
+        let Some(default) = lookup(&defaults, &path) else {
             continue;
-        }
-        set_path(&mut table, &name.to_ascii_lowercase(), &value)
+        };
+        let typed =
+            typed(&value, default).with_context(|| format!("environment variable {key}"))?;
+        set_path(&mut table, &path, typed)
             .with_context(|| format!("environment variable {key}"))?;
     }
     let config: Config = toml::Value::Table(table)
@@ -105,8 +112,18 @@ pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) ->
     Ok(config)
 }
 
-/// Sets `a__b` to `value` in the table, typing the value as TOML would.
-fn set_path(table: &mut toml::Table, path: &str, value: &str) -> Result<()> {
+/// The default value of option `a__b`, if there is such an option.
+fn lookup<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split("__");
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    (!value.is_table()).then_some(value)
+}
+
+/// Sets `a__b` to `value` in the table.
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<()> {
     let mut parts: Vec<&str> = path.split("__").collect();
     let Some(last) = parts.pop() else {
         bail!("empty option name");
@@ -121,19 +138,27 @@ fn set_path(table: &mut toml::Table, path: &str, value: &str) -> Result<()> {
             _ => bail!("{part} is not a section"),
         };
     }
-    current.insert(last.to_owned(), typed(value));
+    current.insert(last.to_owned(), value);
     Ok(())
 }
 
-/// `true`, `42` and `1.5` are typed; anything else is a string.
-fn typed(value: &str) -> toml::Value {
-    if let Ok(b) = value.parse::<bool>() {
-        return toml::Value::Boolean(b);
-    }
-    if let Ok(i) = value.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    toml::Value::String(value.to_owned())
+/// The variable's text as the option's type (that of its default).
+fn typed(value: &str, default: &toml::Value) -> Result<toml::Value> {
+    Ok(match default {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            value
+                .trim()
+                .parse()
+                .with_context(|| format!("{value:?} is not a whole number"))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            value
+                .trim()
+                .parse()
+                .with_context(|| format!("{value:?} is not true or false"))?,
+        ),
+        _ => toml::Value::String(value.to_owned()),
+    })
 }
 
 #[cfg(test)]
@@ -163,14 +188,15 @@ mod tests {
         let c = load(
             Some(&path),
             env(&[
-                ("FERRIC_CONDUCTOR__HOST", "from-env"),
+                ("FERRIC_CONDUCTOR__HOST", "1234"),
                 ("FERRIC_CONDUCTOR__WORKERS_POOL_SIZE", "7"),
+                ("FERRIC_BIN", "/not/an/option"),
                 ("HOME", "/x"),
             ]),
         )
         .unwrap();
         assert_eq!(c.listen.port(), 7000);
-        assert_eq!(c.conductor.host, "from-env");
+        assert_eq!(c.conductor.host, "1234");
         assert_eq!(c.conductor.workers_pool_size, 7);
         assert_eq!(c.fake.deploy_delay.earliest, 2);
         let c = load(

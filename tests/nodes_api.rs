@@ -114,6 +114,17 @@ fn lists_page_sort_and_filter() {
     );
     let maint = s.get("/v1/nodes?maintenance=true");
     assert_eq!(maint["nodes"].as_array().unwrap().len(), 1);
+    let first = s.get("/v1/nodes?maintenance=false&limit=2");
+    let next = first["next"].as_str().unwrap();
+    assert!(next.contains("maintenance=false"), "{next}");
+    let rest = s.get(next.strip_prefix(&s.url).unwrap());
+    let rest: Vec<&Value> = rest["nodes"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        rest.len(),
+        2,
+        "the filter carries over: 4 nodes outside maintenance, 2 per page"
+    );
+    assert!(rest.iter().all(|n| n["maintenance"] == false));
     let enrolled = s.get("/v1/nodes?provision_state=enroll&limit=1000");
     assert_eq!(enrolled["nodes"].as_array().unwrap().len(), 5);
     let (status, body) = s.call(Method::GET, "/v1/nodes?provision_state=bogus", None);

@@ -107,6 +107,19 @@ impl Params {
         found
     }
 
+    /// The parameters that select what a list holds (not how it is paged
+    /// or shown): what a `next` link must carry over.
+    pub fn filters(&self) -> Vec<(String, String)> {
+        const PAGING: &[&str] = &[
+            "limit", "marker", "sort_key", "sort_dir", "fields", "detail",
+        ];
+        self.0
+            .iter()
+            .filter(|(k, _)| !PAGING.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+
     pub fn take_bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
         self.take(name).map(|v| parse_bool(name, &v)).transpose()
     }

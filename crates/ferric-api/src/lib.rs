@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(versioning))
+        .layer(middleware::from_fn(run_to_completion))
         .with_state(state);
     // The rewrite has to happen before routing, so the routes sit behind a
     // fallback of their own.
@@ -72,6 +73,19 @@ pub fn router(state: AppState) -> Router {
             .map_request(trim_trailing_slash)
             .service(routes),
     )
+}
+
+/// Runs each request on a task of its own, so a client that hangs up
+/// mid-request cannot cancel a conductor call half-way (leaving a lock taken
+/// with nobody to release it).
+async fn run_to_completion(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            ApiError::internal().into_response()
+        }
+    }
 }
 
 /// Ironic (pecan) ignores trailing slashes: the stock client asks for

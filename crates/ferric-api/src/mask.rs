@@ -79,7 +79,8 @@ fn mask_if_set(obj: &mut JsonObject, key: &str) {
     }
 }
 
-fn truthy(v: &Value) -> bool {
+/// Python's truth of a JSON value, which Ironic's checks use.
+pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,

@@ -139,7 +139,7 @@ pub fn apply(doc: &mut Value, ops: &[PatchOp]) -> Result<(), ApiError> {
 }
 
 fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
-    let segments: Vec<String> = op.path[1..].split('/').map(unescape).collect();
+    let segments: Vec<String> = op.path[1..].split('/').map(str::to_owned).collect();
     let (last, parents) = segments.split_last().ok_or("empty path")?;
     let mut target = &mut *doc;
     for seg in parents {
@@ -205,10 +205,6 @@ fn child<'a>(v: &'a mut Value, seg: &str) -> Option<&'a mut Value> {
         Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
         _ => None,
     }
-}
-
-fn unescape(seg: &str) -> String {
-    seg.replace("~1", "/").replace("~0", "~")
 }
 
 #[cfg(test)]

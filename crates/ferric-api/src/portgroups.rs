@@ -162,6 +162,10 @@ async fn list_groups(
     node: Option<String>,
 ) -> ApiResult<Response> {
     require_portgroups(&ctx)?;
+    let mut keep = p.filters();
+    if let Some(raw) = &node {
+        keep.push(("node".into(), raw.clone()));
+    }
     let mut filter = PortgroupFilter::default();
     let node = node.or(p.take("node"));
     if let Some(raw) = node {
@@ -220,7 +224,7 @@ async fn list_groups(
         .last()
         .map(|g| g.uuid.to_string())
         .unwrap_or_default();
-    if let Some(next) = args.next_link(&ctx, resource, &[], groups.len(), &last) {
+    if let Some(next) = args.next_link(&ctx, resource, &keep, groups.len(), &last) {
         out["next"] = json!(next);
     }
     Ok(Json(out).into_response())
@@ -382,44 +386,82 @@ pub async fn update(
 ) -> ApiResult<Response> {
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, PATCH_FIELDS)?;
+    let newer = |op: &patch::PatchOp| matches!(op.field(), "mode" | "properties");
+    if !ctx.version.at_least(at::PORTGROUP_MODE_PROPERTIES) && ops.iter().any(newer) {
+        return Err(ApiError::not_acceptable());
+    }
     let g = load(&app, &ctx, &raw).await?;
+    // Validated now for its errors, applied again under the node's lock.
+    let (_, moved_to) = patched(&ctx, &raw, &g, &ops)?;
+    let new_node = match moved_to {
+        Some(node_ref) => Some(
+            app.store()
+                .get_node(&NodeIdent::parse(&node_ref))
+                .await
+                .map_err(|_| ApiError::bad_request(format!("Node {node_ref} could not be found.")))?
+                .uuid,
+        ),
+        None => None,
+    };
+    let (inner_ctx, inner_raw) = (ctx.clone(), raw.clone());
+    let change: ferric_conductor::ChildChange<'_, Portgroup> = Box::new(
+        move |p: &mut Portgroup, node| {
+            let (ctx, raw) = (inner_ctx, inner_raw);
+            if node.provision_state == ferric_core::ProvisionState::Inspecting
+                && ctx.version.at_least(at::INSPECT_WAIT)
+            {
+                return Err(ferric_conductor::ConductorError::InvalidState(format!(
+                "Cannot update portgroup \"{}\" on node \"{}\" while it is in state \"inspecting\".",
+                p.uuid, node.uuid
+            )));
+            }
+            let (mut updated, _) =
+                patched(&ctx, &raw, p, &ops).map_err(crate::ports::api_to_conductor)?;
+            if let Some(uuid) = new_node {
+                updated.node_uuid = uuid;
+            }
+            *p = updated;
+            Ok(())
+        },
+    );
+    let saved = app.conductor.update_portgroup(g.uuid, change).await?;
+    Ok(Json(portgroup_json(&ctx, &saved, None)).into_response())
+}
+
+/// The group with the patch applied, and the node the patch names (if it
+/// moves the group).
+fn patched(
+    ctx: &Ctx,
+    raw: &str,
+    g: &Portgroup,
+    ops: &[patch::PatchOp],
+) -> ApiResult<(Portgroup, Option<String>)> {
     let mut doc = json!({
         "address": g.address, "extra": g.extra, "mode": g.mode, "name": g.name, "node_uuid": g.node_uuid,
         "properties": g.properties, "standalone_ports_supported": g.standalone_ports_supported,
         "physical_network": g.physical_network, "category": g.category,
     });
-    patch::apply(&mut doc, &ops)?;
+    patch::apply(&mut doc, ops)?;
     let Value::Object(obj) = &doc else {
         return Err(ApiError::internal());
     };
     let f = Fields::new(obj, "patch");
     let mut updated = g.clone();
-    apply(&ctx, &mut updated, &f, true).map_err(|e| {
-        if e.message
-            .starts_with("Cannot create portgroup with invalid name")
+    apply(ctx, &mut updated, &f, true).map_err(|e| match &updated.name {
+        Some(name)
+            if e.message
+                .starts_with("Cannot create portgroup with invalid name") =>
         {
-            let name = updated.name.clone().unwrap_or_default();
             ApiError::bad_request(format!(
                 "Portgroup {raw}: Cannot change name to invalid name '{name}'"
             ))
-        } else {
-            e
         }
+        _ => e,
     })?;
-    if let Some(node_ref) = f.string("node_uuid", 36)? {
-        updated.node_uuid = app
-            .store()
-            .get_node(&NodeIdent::parse(&node_ref))
-            .await
-            .map_err(|_| ApiError::bad_request(format!("Node {node_ref} could not be found.")))?
-            .uuid;
-    }
-    let change: ferric_conductor::Change<'_, Portgroup> = Box::new(move |p: &mut Portgroup| {
-        *p = updated;
-        Ok(())
-    });
-    let saved = app.conductor.update_portgroup(g.uuid, change).await?;
-    Ok(Json(portgroup_json(&ctx, &saved, None)).into_response())
+    let moved_to = f
+        .string("node_uuid", 36)?
+        .filter(|n| *n != g.node_uuid.to_string());
+    Ok((updated, moved_to))
 }
 
 pub async fn delete(

@@ -224,6 +224,12 @@ pub async fn list_ports(
         );
     }
     filter.description_contains = p.take("description_contains");
+    let mut keep = p.filters();
+    match &scope {
+        Scope::All => {}
+        Scope::Node(raw) => keep.push(("node".into(), raw.clone())),
+        Scope::Portgroup(raw) => keep.push(("portgroup".into(), raw.clone())),
+    }
     let (node, group) = match scope {
         Scope::All => (node_param, portgroup_param),
         Scope::Node(raw) => (Some(raw), portgroup_param),
@@ -271,10 +277,6 @@ pub async fn list_ports(
     let mut out = json!({"ports": items});
     let resource = if detail_path { "ports/detail" } else { "ports" };
     let last = ports.last().map(|p| p.uuid.to_string()).unwrap_or_default();
-    let mut keep = Vec::new();
-    if let Some(uuid) = filter.node_uuid {
-        keep.push(("node".to_owned(), uuid.to_string()));
-    }
     if let Some(next) = args.next_link(&ctx, resource, &keep, ports.len(), &last) {
         out["next"] = json!(next);
     }
@@ -486,9 +488,7 @@ pub async fn create(
     let mut port = Port {
         id: 0,
         uuid,
-        address: "00:00:00:00:00:00"
-            .parse()
-            .map_err(|_| ApiError::internal())?,
+        address: mac_of(&f)?,
         node_uuid: node.uuid,
         portgroup_uuid: None,
         name: None,
@@ -567,30 +567,77 @@ pub async fn update(
         }
     }
     let port = load(&app, &raw).await?;
-    let mut doc = port_document(&port);
-    patch::apply(&mut doc, &ops)?;
+    // Validate the patch now, for its errors; it is applied again to the
+    // port as it stands under its node's lock.
+    let preview = patched(&port, &ops)?;
+    let mut new_node = None;
+    let node_ref = preview.1;
+    if let Some(node_ref) = node_ref {
+        let node = app
+            .store()
+            .get_node(&NodeIdent::parse(&node_ref))
+            .await
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                "Unable to apply the requested node_uuid '{node_ref}'. Requested value was invalid."
+            ))
+            })?;
+        new_node = Some(node.uuid);
+    }
+    let mut probe = preview.0;
+    if let Some(uuid) = new_node {
+        probe.node_uuid = uuid;
+    }
+    check_portgroup(&app, &probe).await?;
+    let change: ferric_conductor::ChildChange<'_, Port> = Box::new(move |p: &mut Port, node| {
+        let (mut updated, _) = patched(p, &ops).map_err(api_to_conductor)?;
+        if let Some(uuid) = new_node {
+            updated.node_uuid = uuid;
+        }
+        check_port_update(p, &updated, node).map_err(api_to_conductor)?;
+        *p = updated;
+        Ok(())
+    });
+    let saved = app.conductor.update_port(port.uuid, change).await?;
+    Ok(Json(port_json(&ctx, &saved, None)).into_response())
+}
+
+/// The body's `address`, which a port cannot do without.
+fn mac_of(f: &Fields<'_>) -> ApiResult<MacAddress> {
+    match f.string("address", 18)? {
+        Some(addr) => addr.parse().map_err(|_| {
+            ApiError::bad_request(format!("Expected valid MAC address for address: {addr}"))
+        }),
+        None => Err(ApiError::bad_request(
+            "Schema error for port: None is not of type 'string'",
+        )),
+    }
+}
+
+/// The port with the patch applied, and the node the patch names (if it
+/// moves the port).
+fn patched(port: &Port, ops: &[patch::PatchOp]) -> ApiResult<(Port, Option<String>)> {
+    let mut doc = port_document(port);
+    patch::apply(&mut doc, ops)?;
     let Value::Object(obj) = &doc else {
         return Err(ApiError::internal());
     };
     let f = Fields::new(obj, "patch");
     let mut updated = port.clone();
     apply(&mut updated, &f, true)?;
-    let node_ref = f.string("node_ident", 255)?.or(f.string("node_uuid", 36)?);
-    if let Some(node_ref) = node_ref {
-        let node = app.store().get_node(&NodeIdent::parse(&node_ref)).await.map_err(|_| {
-            ApiError::bad_request(format!("Unable to apply the requested node_uuid '{node_ref}'. Requested value was invalid."))
-        })?;
-        updated.node_uuid = node.uuid;
+    let moved_to = f.string("node_ident", 255)?.or(f.string("node_uuid", 36)?);
+    let moved_to = moved_to.filter(|n| *n != port.node_uuid.to_string());
+    Ok((updated, moved_to))
+}
+
+/// Carries an API refusal made under the lock back out unchanged.
+pub(crate) fn api_to_conductor(e: ApiError) -> ferric_conductor::ConductorError {
+    match e.status {
+        axum::http::StatusCode::CONFLICT => {
+            ferric_conductor::ConductorError::InvalidState(e.message)
+        }
+        _ => ferric_conductor::ConductorError::Invalid(e.message),
     }
-    check_portgroup(&app, &updated).await?;
-    let node = app.store().get_node(&Ident::Uuid(port.node_uuid)).await?;
-    check_port_update(&port, &updated, &node)?;
-    let change: ferric_conductor::Change<'_, Port> = Box::new(move |p: &mut Port| {
-        *p = updated;
-        Ok(())
-    });
-    let saved = app.conductor.update_port(port.uuid, change).await?;
-    Ok(Json(port_json(&ctx, &saved, None)).into_response())
 }
 
 /// Ironic protects the wiring of deployed nodes.

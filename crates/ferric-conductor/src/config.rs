@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[conductor]` in the config file. Durations are whole seconds.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConductorConfig {
     /// The name this conductor registers under and writes into
@@ -21,6 +21,9 @@ pub struct ConductorConfig {
     pub sync_power_state_interval: u64,
     pub power_state_sync_max_retries: u32,
     pub force_power_state_during_sync: bool,
+    /// How often nodes put in maintenance by failing BMCs are retried; 0
+    /// disables it.
+    pub power_failure_recovery_interval: u64,
     pub check_provision_state_interval: u64,
     pub deploy_callback_timeout: u64,
     pub clean_callback_timeout: u64,
@@ -49,6 +52,7 @@ impl Default for ConductorConfig {
             sync_power_state_interval: 120,
             power_state_sync_max_retries: 3,
             force_power_state_during_sync: true,
+            power_failure_recovery_interval: 300,
             check_provision_state_interval: 60,
             deploy_callback_timeout: 1800,
             clean_callback_timeout: 1800,
@@ -65,6 +69,10 @@ impl Default for ConductorConfig {
         }
     }
 }
+
+/// The longest duration any option may ask for: ten years. Beyond it,
+/// time arithmetic would overflow.
+const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 pub(crate) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -85,6 +93,43 @@ impl ConductorConfig {
         if self.heartbeat_timeout <= self.heartbeat_interval {
             return Err("conductor.heartbeat_timeout must exceed heartbeat_interval".into());
         }
+        for (name, seconds) in self.durations() {
+            if seconds > MAX_SECONDS {
+                return Err(format!(
+                    "conductor.{name} must be at most {MAX_SECONDS} seconds (ten years)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    fn durations(&self) -> [(&'static str, u64); 13] {
+        [
+            (
+                "node_locked_retry_interval",
+                self.node_locked_retry_interval,
+            ),
+            ("sync_power_state_interval", self.sync_power_state_interval),
+            (
+                "power_failure_recovery_interval",
+                self.power_failure_recovery_interval,
+            ),
+            (
+                "check_provision_state_interval",
+                self.check_provision_state_interval,
+            ),
+            ("deploy_callback_timeout", self.deploy_callback_timeout),
+            ("clean_callback_timeout", self.clean_callback_timeout),
+            ("inspect_wait_timeout", self.inspect_wait_timeout),
+            ("rescue_callback_timeout", self.rescue_callback_timeout),
+            ("service_callback_timeout", self.service_callback_timeout),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("heartbeat_timeout", self.heartbeat_timeout),
+            (
+                "max_conductor_wait_step_seconds",
+                self.max_conductor_wait_step_seconds,
+            ),
+            ("soft_power_off_timeout", self.soft_power_off_timeout),
+        ]
     }
 }

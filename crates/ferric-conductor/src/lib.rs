@@ -37,7 +37,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ConductorConfig;
 pub use error::{ConductorError, Result};
 pub use management::{InterfaceValidation, ValidationResult};
-pub use nodes::Change;
+pub use nodes::{Change, ChildChange};
 pub use power::PowerRequest;
 
 /// Shared state of one running conductor.
@@ -49,7 +49,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     workers: Arc<Semaphore>,
     tracker: TaskTracker,
-    shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// A running conductor. Cheap to clone; all clones drive the same one.
@@ -181,7 +181,8 @@ impl Inner {
         });
     }
 
-    /// Fails a node whose flow stopped without releasing it, then releases
+    /// Fails a node whose flow stopped without releasing it (a panic, a
+    /// storage error), drops a power change it left pending, and releases
     /// it. Nodes in a stable or waiting state are only released.
     pub(crate) async fn abandon(self: &Arc<Self>, uuid: NodeUuid) {
         let result = async {
@@ -189,15 +190,23 @@ impl Inner {
             if node.reservation.as_deref() != Some(self.host.as_str()) {
                 return Ok(());
             }
-            if !node.provision_state.is_in_progress() {
-                self.store.release_node(uuid, &self.host).await?;
-                return Ok(());
-            }
             let mut node = node;
-            periodic::recovery::fail_interrupted(&mut node, &self.host, self.clock.now());
-            self.store
-                .save_node(&node, &self.host, ferric_db::AfterSave::Release)
-                .await?;
+            let pending_power = node.target_power_state.take().is_some();
+            if pending_power {
+                node.last_error =
+                    Some("Pending power operation was aborted: its worker stopped".into());
+            }
+            let in_progress = node.provision_state.is_in_progress();
+            if in_progress {
+                periodic::recovery::fail_interrupted(&mut node, &self.host, self.clock.now());
+            }
+            if pending_power || in_progress {
+                self.store
+                    .save_node(&node, &self.host, ferric_db::AfterSave::Release)
+                    .await?;
+            } else {
+                self.store.release_node(uuid, &self.host).await?;
+            }
             Ok::<(), ConductorError>(())
         }
         .await;

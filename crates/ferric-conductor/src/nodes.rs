@@ -13,6 +13,16 @@ use crate::Conductor;
 /// A change to apply to a record under its node's lock; it may refuse.
 pub type Change<'a, T> = Box<dyn FnOnce(&mut T) -> Result<()> + Send + 'a>;
 
+/// A change to a port or port group, made under its node's lock with the
+/// node in view (what may change depends on the node's state).
+pub type ChildChange<'a, T> = Box<dyn FnOnce(&mut T, &Node) -> Result<()> + Send + 'a>;
+
+fn moved_while_locking(kind: &str, uuid: &impl std::fmt::Display) -> ConductorError {
+    ConductorError::InvalidState(format!(
+        "{kind} {uuid} moved to another node while being updated; retry"
+    ))
+}
+
 /// States in which a node's interfaces and resource class may change.
 const RECONFIGURABLE_STATES: &[ProvisionState] = &[
     ProvisionState::Enroll,
@@ -163,21 +173,26 @@ impl Conductor {
         Ok(())
     }
 
-    /// Updates a port under its node's lock.
-    pub async fn update_port(&self, uuid: PortUuid, change: Change<'_, Port>) -> Result<Port> {
+    /// Updates a port under its node's lock, on the port as it stands once
+    /// the lock is held.
+    pub async fn update_port(&self, uuid: PortUuid, change: ChildChange<'_, Port>) -> Result<Port> {
         let port = self.inner.store.get_port(uuid).await?;
         let task = self.inner.lock(&Ident::Uuid(port.node_uuid)).await?;
-        let mut updated = port.clone();
         let result = async {
-            change(&mut updated)?;
-            if updated.node_uuid != port.node_uuid {
+            let current = self.inner.store.get_port(uuid).await?;
+            if current.node_uuid != task.node.uuid {
+                return Err(moved_while_locking("Port", &uuid));
+            }
+            let mut updated = current.clone();
+            change(&mut updated, &task.node)?;
+            if updated.node_uuid != current.node_uuid {
                 self.inner
                     .store
                     .get_node(&Ident::Uuid(updated.node_uuid))
                     .await?;
             }
             self.check_port_group(&updated).await?;
-            Ok::<Port, ConductorError>(self.inner.store.save_port(&updated).await?)
+            Ok(self.inner.store.save_port(&updated).await?)
         }
         .await;
         task.release_unchanged().await?;
@@ -196,17 +211,49 @@ impl Conductor {
         Ok(self.inner.store.create_portgroup(&group).await?)
     }
 
+    /// Updates a port group under its node's lock. A group with member
+    /// ports cannot move to another node.
     pub async fn update_portgroup(
         &self,
         uuid: PortgroupUuid,
-        change: Change<'_, Portgroup>,
+        change: ChildChange<'_, Portgroup>,
     ) -> Result<Portgroup> {
         let group = self.inner.store.get_portgroup(&Ident::Uuid(uuid)).await?;
         let task = self.inner.lock(&Ident::Uuid(group.node_uuid)).await?;
-        let mut updated = group.clone();
         let result = async {
-            change(&mut updated)?;
-            Ok::<Portgroup, ConductorError>(self.inner.store.save_portgroup(&updated).await?)
+            let current = self.inner.store.get_portgroup(&Ident::Uuid(uuid)).await?;
+            if current.node_uuid != task.node.uuid {
+                return Err(moved_while_locking("Portgroup", &uuid));
+            }
+            let mut updated = current.clone();
+            change(&mut updated, &task.node)?;
+            if updated.node_uuid != current.node_uuid {
+                self.inner
+                    .store
+                    .get_node(&Ident::Uuid(updated.node_uuid))
+                    .await?;
+                let members = ferric_db::PortFilter {
+                    portgroup_id: Some(current.id),
+                    ..Default::default()
+                };
+                let page = ferric_db::Page {
+                    limit: Some(1),
+                    ..Default::default()
+                };
+                if !self
+                    .inner
+                    .store
+                    .list_ports(&members, &page)
+                    .await?
+                    .is_empty()
+                {
+                    return Err(ConductorError::Invalid(format!(
+                        "Cannot complete the requested action because portgroup {} contains ports.",
+                        current.id
+                    )));
+                }
+            }
+            Ok(self.inner.store.save_portgroup(&updated).await?)
         }
         .await;
         task.release_unchanged().await?;

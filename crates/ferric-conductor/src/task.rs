@@ -122,24 +122,36 @@ impl Task {
         Ok(())
     }
 
-    /// Writes the node and lets go of its lock, in one transaction.
+    /// Writes the node and lets go of its lock, in one transaction. If the
+    /// write is refused (a duplicate name, say), the stored node is
+    /// unchanged and the lock is let go of all the same.
     pub(crate) async fn release(mut self) -> Result<Node> {
-        let stored = self
+        let saved = self
             .inner
             .store
             .save_node(&self.node, &self.inner.host, AfterSave::Release)
-            .await?;
-        self.held = false;
-        Ok(stored)
+            .await;
+        match saved {
+            Ok(stored) => {
+                self.held = false;
+                Ok(stored)
+            }
+            Err(e) => {
+                if let ferric_db::DbError::Duplicate { .. } | ferric_db::DbError::Reference(_) = e {
+                    self.release_unchanged().await?;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Lets go of the lock without writing the in-memory node.
     pub(crate) async fn release_unchanged(mut self) -> Result<()> {
-        self.held = false;
         self.inner
             .store
             .release_node(self.node.uuid, &self.inner.host)
             .await?;
+        self.held = false;
         Ok(())
     }
 

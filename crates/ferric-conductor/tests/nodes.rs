@@ -237,7 +237,7 @@ async fn ports_move_and_go_under_their_node_lock() {
         .conductor
         .update_port(
             p.uuid,
-            Box::new(move |port: &mut Port| {
+            Box::new(move |port: &mut Port, _node| {
                 port.node_uuid = b;
                 port.pxe_enabled = false;
                 Ok(())
@@ -255,7 +255,7 @@ async fn ports_move_and_go_under_their_node_lock() {
         h.conductor
             .update_port(
                 p.uuid,
-                Box::new(move |port: &mut Port| {
+                Box::new(move |port: &mut Port, _node| {
                     port.node_uuid = nowhere;
                     Ok(())
                 }),

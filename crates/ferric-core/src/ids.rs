@@ -71,7 +71,6 @@ pub enum Ident<U> {
 }
 
 pub type NodeIdent = Ident<NodeUuid>;
-pub type PortgroupIdent = Ident<PortgroupUuid>;
 
 impl<U: FromStr> Ident<U> {
     /// UUID-looking strings are UUIDs; anything else is a name.

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod interfaces;
 pub mod node;
 pub mod port;
+pub mod standard_traits;
 pub mod states;
 
 pub use conductor::ConductorRecord;

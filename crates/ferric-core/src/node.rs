@@ -145,11 +145,53 @@ impl Node {
 /// The most traits a node may carry (Ironic's MAX_TRAITS_PER_NODE).
 pub const MAX_TRAITS_PER_NODE: usize = 50;
 
-/// Ironic's trait rule: a `CUSTOM_` trait of upper-case letters, digits and
-/// underscores, or a standard trait name; at most 255 characters.
+/// Ironic's trait rule: `CUSTOM_` followed by upper-case letters, digits
+/// and underscores, or one of os-traits' standard names; at most 255
+/// characters.
 pub fn is_valid_trait(name: &str) -> bool {
-    let charset_ok = name
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    !name.is_empty() && name.len() <= 255 && charset_ok && !name.starts_with('_')
+    if name.is_empty() || name.len() > 255 {
+        return false;
+    }
+    match name.strip_prefix("CUSTOM_") {
+        Some(rest) => {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        }
+        None => crate::standard_traits::STANDARD_TRAITS
+            .binary_search(&name)
+            .is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traits_are_custom_or_standard() {
+        for good in [
+            "CUSTOM_GPU",
+            "CUSTOM_RAID_1",
+            "HW_CPU_X86_AVX2",
+            "COMPUTE_ARCH_AARCH64",
+        ] {
+            assert!(is_valid_trait(good), "{good}");
+        }
+        for bad in [
+            "CUSTOM_",
+            "CUSTOM_gpu",
+            "FOO",
+            "HW_CPU_X86_NOPE",
+            "",
+            "custom_gpu",
+        ] {
+            assert!(!is_valid_trait(bad), "{bad}");
+        }
+        let sorted = crate::standard_traits::STANDARD_TRAITS
+            .windows(2)
+            .all(|w| w[0] < w[1]);
+        assert!(sorted, "the standard list must stay sorted");
+    }
 }

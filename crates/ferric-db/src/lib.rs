@@ -39,7 +39,6 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a new node (with its traits); returns it with its id.
     async fn create_node(&self, node: &Node) -> DbResult<Node>;
     async fn get_node(&self, ident: &NodeIdent) -> DbResult<Node>;
-    async fn get_node_by_id(&self, id: i64) -> DbResult<Node>;
     async fn list_nodes(&self, filter: &NodeFilter, page: &Page) -> DbResult<Vec<Node>>;
     /// Writes every field of `node` but its id, reservation, creation time
     /// and traits, if `holder` still holds its reservation.
@@ -66,6 +65,7 @@ pub trait Store: Send + Sync + 'static {
     // Ports.
     async fn create_port(&self, port: &Port) -> DbResult<Port>;
     async fn get_port(&self, uuid: PortUuid) -> DbResult<Port>;
+    /// The port with this MAC: how a booting machine is recognised.
     async fn get_port_by_address(&self, address: &MacAddress) -> DbResult<Port>;
     async fn get_port_by_name(&self, name: &str) -> DbResult<Port>;
     async fn list_ports(&self, filter: &PortFilter, page: &Page) -> DbResult<Vec<Port>>;
@@ -75,7 +75,6 @@ pub trait Store: Send + Sync + 'static {
     // Port groups.
     async fn create_portgroup(&self, group: &Portgroup) -> DbResult<Portgroup>;
     async fn get_portgroup(&self, ident: &Ident<PortgroupUuid>) -> DbResult<Portgroup>;
-    async fn get_portgroup_by_id(&self, id: i64) -> DbResult<Portgroup>;
     async fn list_portgroups(
         &self,
         filter: &PortgroupFilter,

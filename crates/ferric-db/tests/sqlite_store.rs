@@ -337,7 +337,7 @@ async fn data_survives_reopening() {
     let path = dir.path().join("ferric.sqlite");
     let store = SqliteStore::open(&path).await.unwrap();
     let node = store.create_node(&fake_node(Some("keep"))).await.unwrap();
-    store.close().await;
+    drop(store);
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.get_node(&Ident::Uuid(node.uuid)).await.unwrap(), node);
 }

@@ -85,8 +85,18 @@ impl DelayRange {
     }
 }
 
+impl serde::Serialize for DelayRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.earliest == self.latest {
+            s.serialize_str(&self.earliest.to_string())
+        } else {
+            s.serialize_str(&format!("{},{}", self.earliest, self.latest))
+        }
+    }
+}
+
 /// Delays of the fake interfaces, per kind (`[fake]` in the config file).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FakeDelays {
     pub power_delay: DelayRange,

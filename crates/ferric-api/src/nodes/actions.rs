@@ -291,7 +291,10 @@ fn provision_action(
     target: &str,
     obj: &Map<String, Value>,
 ) -> ApiResult<ProvisionAction> {
-    let configdrive = obj.get("configdrive").filter(|v| truthy(v)).cloned();
+    let configdrive = obj
+        .get("configdrive")
+        .filter(|v| crate::mask::truthy(v))
+        .cloned();
     if let Some(cd) = &configdrive {
         check_configdrive(ctx, target, cd)?;
     }
@@ -420,17 +423,6 @@ fn disable_ramdisk_406() -> ApiError {
         StatusCode::NOT_ACCEPTABLE,
         "disable_ramdisk is not acceptable in this API version",
     )
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::String(s) => !s.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Bool(b) => *b,
-        Value::Number(_) => true,
-    }
 }
 
 fn check_configdrive(ctx: &Ctx, target: &str, cd: &Value) -> ApiResult<()> {

@@ -117,7 +117,11 @@ pub async fn list_nodes(
         app.conductor.config().conductor_group.as_str(),
         app.conductor.host(),
     );
-    let (filter, keep) = take_filter(&ctx, &mut p, chassis, served)?;
+    let mut keep = p.filters();
+    if let Some(c) = &chassis {
+        keep.push(("chassis_uuid".into(), c.clone()));
+    }
+    let filter = take_filter(&ctx, &mut p, chassis, served)?;
     let args = ListArgs::take(
         &ctx,
         &mut p,
@@ -193,15 +197,14 @@ async fn marker_id(app: &AppState, marker: &str) -> ApiResult<i64> {
     }
 }
 
-/// The node filters of a list request, and those its `next` link keeps.
+/// The node filters of a list request.
 fn take_filter(
     ctx: &Ctx,
     p: &mut Params,
     chassis: Option<String>,
     served: (&str, &str),
-) -> ApiResult<(NodeFilter, Vec<(String, String)>)> {
+) -> ApiResult<NodeFilter> {
     let mut f = NodeFilter::default();
-    let mut keep = Vec::new();
     let gated = |p: &mut Params, name: &str, min: u32| -> ApiResult<Option<String>> {
         match p.take(name) {
             Some(_) if !ctx.version.at_least(min) => Err(ApiError::needs_version(min)),
@@ -215,7 +218,6 @@ fn take_filter(
         let parsed: ProvisionState = state.parse().map_err(|_| {
             ApiError::bad_request(format!("Provision state \"{state}\" is not valid"))
         })?;
-        keep.push(("provision_state".into(), state.clone()));
         f.provision_states = Some(vec![parsed]);
     }
     f.driver = gated(p, "driver", at::DRIVER_FILTER)?;
@@ -253,7 +255,6 @@ fn take_filter(
                 "instance_name is not acceptable in this API version",
             ));
         }
-        keep.push(("instance_name".into(), name.clone()));
         f.instance_name = Some(name);
     }
     let include_children = match gated(p, "include_children", at::PARENT_CHILD_NODES)? {
@@ -275,7 +276,6 @@ fn take_filter(
     ] {
         if let Some(v) = p.take_bool(name)? {
             *slot = Some(v);
-            keep.push((name.to_owned(), if v { "True" } else { "False" }.to_owned()));
         }
     }
     f.description_contains = p.take("description_contains");
@@ -296,19 +296,8 @@ fn take_filter(
             f.uuids = Some(Vec::new());
         }
         f.conductor_group = Some(group.to_ascii_lowercase());
-        keep.push(("conductor".into(), c));
     }
-    for (k, v) in [
-        ("driver", &f.driver),
-        ("resource_class", &f.resource_class),
-        ("owner", &f.owner),
-        ("lessee", &f.lessee),
-    ] {
-        if let Some(v) = v {
-            keep.push((k.to_owned(), v.clone()));
-        }
-    }
-    Ok((f, keep))
+    Ok(f)
 }
 
 pub async fn show(

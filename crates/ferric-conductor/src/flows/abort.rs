@@ -94,6 +94,7 @@ async fn abort_inspection(mut task: Task) -> Result<()> {
 
 async fn abort_rescue(mut task: Task) -> Result<()> {
     super::rescue::forget_rescue_password(&mut task);
+    task.remove_internal("agent_url");
     let driver = task.driver()?;
     if let Err(e) = driver.rescue.clean_up(&mut task.dtask()).await {
         let msg = "Failed to clean up rescue after aborting the operation".to_owned();

@@ -64,7 +64,11 @@ async fn check(task: &mut Task, req: &DeployRequest) -> Result<()> {
         .validate(&task.dtask())
         .await
         .map_err(|e| super::invalid(&prefix, e))?;
-    check_instance_traits(task).map_err(|e| ConductorError::Invalid(format!("{prefix}{e}")))
+    check_instance_traits(task).map_err(|e| ConductorError::Invalid(format!("{prefix}{e}")))?;
+    // Steps the driver lacks are refused now, not after the 202.
+    plan_steps(&driver, &req.deploy_steps)
+        .map(drop)
+        .map_err(ConductorError::Invalid)
 }
 
 /// `instance_info.traits` must be a list of traits the node has.

@@ -286,7 +286,14 @@ async fn pause(task: &mut Task, d: Duration) -> Result<()> {
     let target = task.node.target_provision_state;
     task.fire(Event::Wait, target)?;
     task.save().await?;
-    tokio::time::sleep(d).await;
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        // Stopping: the node stays in its wait state, unlocked, for the
+        // callback timeout to deal with.
+        _ = task.inner.shutdown.cancelled() => {
+            return Err(crate::ConductorError::Failed("the conductor is stopping".into()));
+        }
+    }
     task.fire(Event::Resume, target)?;
     task.save().await
 }

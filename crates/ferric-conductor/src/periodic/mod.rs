@@ -40,6 +40,18 @@ pub(crate) fn spawn_all(inner: &Arc<Inner>) {
                 .map_err(|e| e.to_string())
         },
     );
+    if cfg.power_failure_recovery_interval > 0 {
+        every(
+            inner,
+            secs(cfg.power_failure_recovery_interval),
+            "power failure recovery",
+            |inner| async move {
+                power_sync::recover_power_failures(&inner)
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        );
+    }
     if cfg.sync_power_state_interval > 0 {
         let sync = Arc::new(power_sync::PowerSync::default());
         every(

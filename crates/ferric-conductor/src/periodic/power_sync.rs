@@ -66,22 +66,20 @@ impl PowerSync {
         let Ok(driver) = inner.registry.compose(&node) else {
             return Ok(());
         };
+        // A power interface still to be built has no BMC to ask.
+        if !driver.power.available() {
+            return Ok(());
+        }
         let uuid = node.uuid;
-        let reading = {
-            let task = ferric_drivers::Task {
-                node: &mut node,
-                ports: &[],
-            };
-            if task.node.power_state.is_none() && driver.power.validate(&task).await.is_err() {
-                self.count(uuid, false);
-                return Ok(());
-            }
-            driver.power.get_power_state(&task).await
+        let task = ferric_drivers::Task {
+            node: &mut node,
+            ports: &[],
         };
-        let actual = match reading {
-            Ok(p) if p != PowerState::Error => Some(p),
-            _ => None,
-        };
+        if task.node.power_state.is_none() && driver.power.validate(&task).await.is_err() {
+            self.count(uuid, false);
+            return Ok(());
+        }
+        let actual = read_power(&driver, &task).await;
         let failures = self.count(uuid, actual.is_none());
         let cfg = &inner.config;
         if decide(
@@ -104,6 +102,8 @@ impl PowerSync {
             }
             Err(e) => return Err(e),
         };
+        // Read again under the lock: a power change may have landed since.
+        let actual = read_power(&driver, &task.dtask()).await.or(actual);
         let recorded = task.node.power_state;
         match decide(recorded, actual, failures, task.node.disable_power_off, cfg) {
             Sync::Nothing => {}
@@ -115,6 +115,58 @@ impl PowerSync {
             }
         }
         task.release().await.map(drop)
+    }
+}
+
+/// Takes nodes out of maintenance once the BMC that failed the sync answers
+/// again (Ironic's power-failure recovery).
+pub(crate) async fn recover_power_failures(inner: &Arc<Inner>) -> Result<()> {
+    let filter = NodeFilter {
+        maintenance: Some(true),
+        reserved: Some(false),
+        fault: Some("power failure".into()),
+        ..NodeFilter::default()
+    };
+    for node in inner.store.list_nodes(&filter, &Page::default()).await? {
+        if node.provision_state == S::Enroll || node.target_power_state.is_some() {
+            continue;
+        }
+        let mut task = match inner.try_lock(&Ident::Uuid(node.uuid)).await {
+            Ok(t) => t,
+            Err(ConductorError::NodeLocked { .. } | ConductorError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let Ok(driver) = task.driver() else {
+            task.release_unchanged().await?;
+            continue;
+        };
+        let answer = match driver.power.validate(&task.dtask()).await {
+            Ok(()) => read_power(&driver, &task.dtask()).await,
+            Err(_) => None,
+        };
+        let Some(power) = answer.filter(|_| task.node.fault.as_deref() == Some("power failure"))
+        else {
+            task.release_unchanged().await?;
+            continue;
+        };
+        tracing::info!(node = %task.node.uuid, %power, "the BMC answers again; leaving maintenance");
+        task.node.power_state = Some(power);
+        task.node.maintenance = false;
+        task.node.maintenance_reason = None;
+        task.node.fault = None;
+        task.release().await?;
+    }
+    Ok(())
+}
+
+/// The BMC's answer, or `None` if it could not say.
+async fn read_power(
+    driver: &ferric_drivers::Driver,
+    task: &ferric_drivers::Task<'_>,
+) -> Option<PowerState> {
+    match driver.power.get_power_state(task).await {
+        Ok(p) if p != PowerState::Error => Some(p),
+        _ => None,
     }
 }
 

@@ -117,10 +117,6 @@ impl SqliteStore {
         })
     }
 
-    /// Lets the connection threads finish; the database is closed when
-    /// the last clone of the store is dropped.
-    pub async fn close(&self) {}
-
     async fn on<T: Send + 'static>(
         queue: &mpsc::Sender<Job>,
         f: impl FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
@@ -339,6 +335,13 @@ impl Sql {
         self
     }
 
+    /// Adds `value` as a numbered parameter and returns its placeholder
+    /// (`?N`), to use as often as needed; later `?`s number on from it.
+    pub(crate) fn numbered(&mut self, value: impl Into<SqlValue>) -> String {
+        self.params.push(value.into());
+        format!("?{}", self.params.len())
+    }
+
     /// `column IN (?, ?, ...)`; an empty list matches nothing.
     pub(crate) fn push_in(
         &mut self,
@@ -394,8 +397,12 @@ fn push_page(sql: &mut Sql, table: &str, base: &str, column: &str, page: &Page, 
         SortDir::Asc => (">", "ASC"),
         SortDir::Desc => ("<", "DESC"),
     };
-    if let Some(m) = page.marker {
+    if let Some(marker) = page.marker {
         sql.push(if has_where { " AND " } else { " WHERE " });
+        // One numbered parameter, used wherever the marker is: the text of
+        // the statement stays the same from page to page, so it is
+        // prepared once.
+        let m = sql.numbered(marker);
         if column == "id" {
             sql.push(&format!("{id} {cmp} {m}"));
         } else {
@@ -422,7 +429,7 @@ fn push_page(sql: &mut Sql, table: &str, base: &str, column: &str, page: &Page, 
         sql.push(&format!(" ORDER BY {col} {dir}, {id} {dir}"));
     }
     if let Some(limit) = page.limit {
-        sql.push(&format!(" LIMIT {limit}"));
+        sql.push(" LIMIT ").bind(i64::from(limit));
     }
 }
 
@@ -441,9 +448,6 @@ impl crate::Store for SqliteStore {
     }
     async fn get_node(&self, ident: &ferric_core::NodeIdent) -> DbResult<ferric_core::Node> {
         self.node_get(ident.clone()).await
-    }
-    async fn get_node_by_id(&self, id: i64) -> DbResult<ferric_core::Node> {
-        self.node_get_by_id(id).await
     }
     async fn list_nodes(
         &self,
@@ -524,9 +528,6 @@ impl crate::Store for SqliteStore {
         ident: &ferric_core::Ident<ferric_core::PortgroupUuid>,
     ) -> DbResult<ferric_core::Portgroup> {
         self.portgroup_get(ident.clone()).await
-    }
-    async fn get_portgroup_by_id(&self, id: i64) -> DbResult<ferric_core::Portgroup> {
-        self.portgroup_get_by_id(id).await
     }
     async fn list_portgroups(
         &self,

@@ -363,10 +363,6 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn node_get_by_id(&self, id: i64) -> DbResult<Node> {
-        self.read(move |conn| select_by_id(conn, id)).await
-    }
-
     pub(super) async fn node_list(&self, filter: &NodeFilter, page: &Page) -> DbResult<Vec<Node>> {
         check_sort_column(&page.sort_key, NODE_SORT_COLUMNS)?;
         let mut sql = Sql::new(&SELECT_NODE);
@@ -556,9 +552,9 @@ fn push_node_filter(sql: &mut Sql, f: &NodeFilter) -> bool {
     }
     if let Some(text) = &f.description_contains {
         w.next()
-            .push("instr(n.description, ")
+            .push("n.description LIKE '%' || ")
             .bind(text.clone())
-            .push(") > 0");
+            .push(" || '%'");
     }
     if let Some(shards) = &f.shards {
         w.next().push_in("n.shard", shards.iter().cloned());

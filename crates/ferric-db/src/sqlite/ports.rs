@@ -115,7 +115,13 @@ fn portgroup_values(g: &Portgroup) -> Vec<SqlValue> {
     ]
 }
 
-/// `INSERT` from the `col = ?` list of an `UPDATE`.
+static INSERT_PORT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_sql("ports", PORT_COLUMNS));
+static INSERT_PORTGROUP: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_sql("portgroups", PORTGROUP_COLUMNS));
+
+/// `INSERT` from the `col = ?` list of an `UPDATE`, so both statements
+/// come from one column list.
 fn insert_sql(table: &str, assignments: &str) -> String {
     let mut columns = vec!["uuid".to_owned()];
     let mut values = vec!["?".to_owned()];
@@ -219,7 +225,7 @@ impl SqliteStore {
             values.extend(port_values(&port));
             values.push(SqlValue::Text(ts(&port.created_at)));
             values.push(opt(&opt_ts(&port.updated_at)));
-            tx.prepare_cached(&insert_sql("ports", PORT_COLUMNS))?
+            tx.prepare_cached(&INSERT_PORT)?
                 .execute(rusqlite::params_from_iter(values.iter()))
                 .map_err(|e| duplicate_port(e, &port))?;
             let uuid = port.uuid.to_string();
@@ -258,9 +264,9 @@ impl SqliteStore {
         }
         if let Some(text) = &f.description_contains {
             w.next()
-                .push("instr(p.description, ")
+                .push("p.description LIKE '%' || ")
                 .bind(text.clone())
-                .push(") > 0");
+                .push(" || '%'");
         }
         if let Some(shards) = &f.shards {
             w.next().push_in("n.shard", shards.iter().cloned());
@@ -313,7 +319,7 @@ impl SqliteStore {
             values.extend(portgroup_values(&g));
             values.push(SqlValue::Text(ts(&g.created_at)));
             values.push(opt(&opt_ts(&g.updated_at)));
-            tx.prepare_cached(&insert_sql("portgroups", PORTGROUP_COLUMNS))?
+            tx.prepare_cached(&INSERT_PORTGROUP)?
                 .execute(rusqlite::params_from_iter(values.iter()))
                 .map_err(|e| duplicate_portgroup(e, &g))?;
             let uuid = g.uuid.to_string();
@@ -331,11 +337,6 @@ impl SqliteStore {
             Ident::Name(n) => select_portgroup(conn, "name", SqlValue::Text(n.clone()), &n),
         })
         .await
-    }
-
-    pub(super) async fn portgroup_get_by_id(&self, id: i64) -> DbResult<Portgroup> {
-        self.read(move |conn| select_portgroup(conn, "id", SqlValue::Integer(id), &id.to_string()))
-            .await
     }
 
     pub(super) async fn portgroup_list(
