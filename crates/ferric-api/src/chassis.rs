@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferric_core::{Chassis, ChassisUuid};
 use ferric_db::query::CHASSIS_SORT_COLUMNS;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
@@ -26,13 +26,8 @@ const FIELDS: &[&str] = &[
 ];
 
 fn chassis_json(ctx: &Ctx, c: &Chassis, fields: Option<&[String]>) -> Value {
-    let mut out = Map::new();
-    for name in FIELDS {
-        let chosen = fields.is_none_or(|f| *name == "links" || f.iter().any(|c| c == name));
-        if !chosen || (*name == "nodes" && fields.is_some()) {
-            continue;
-        }
-        let value = match *name {
+    crate::listing::render_fields(ctx, fields, FIELDS.iter().map(|n| (*n, 1)), |name| {
+        Some(match name {
             "uuid" => json!(c.uuid),
             "created_at" => json!(timestamp(&c.created_at)),
             "updated_at" => json!(opt_timestamp(&c.updated_at)),
@@ -40,12 +35,10 @@ fn chassis_json(ctx: &Ctx, c: &Chassis, fields: Option<&[String]>) -> Value {
             "extra" => Value::Object(c.extra.clone()),
             "links" => ctx.links(&format!("chassis/{}", c.uuid)),
             // Ironic wraps these links in one more list.
-            "nodes" => json!([ctx.links(&format!("chassis/{}/nodes", c.uuid))]),
-            _ => continue,
-        };
-        out.insert((*name).to_owned(), value);
-    }
-    Value::Object(out)
+            "nodes" if fields.is_none() => json!([ctx.links(&format!("chassis/{}/nodes", c.uuid))]),
+            _ => return None,
+        })
+    })
 }
 
 fn parse_uuid(raw: &str) -> ApiResult<ChassisUuid> {

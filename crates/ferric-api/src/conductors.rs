@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferric_core::ConductorRecord;
 use ferric_db::query::CONDUCTOR_SORT_COLUMNS;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::context::{Ctx, Params};
 use crate::error::{ApiError, ApiResult};
@@ -40,12 +40,8 @@ fn conductor_json(
     c: &ConductorRecord,
     fields: Option<&[String]>,
 ) -> Value {
-    let mut out = Map::new();
-    for name in FIELDS {
-        if !fields.is_none_or(|f| *name == "links" || f.iter().any(|x| x == name)) {
-            continue;
-        }
-        let value = match *name {
+    crate::listing::render_fields(ctx, fields, FIELDS.iter().map(|n| (*n, 1)), |name| {
+        Some(match name {
             "created_at" => json!(timestamp(&c.created_at)),
             "updated_at" => json!(opt_timestamp(&c.updated_at)),
             "hostname" => json!(c.hostname),
@@ -53,11 +49,9 @@ fn conductor_json(
             "drivers" => json!(c.drivers),
             "links" => ctx.links(&format!("conductors/{}", c.hostname)),
             "alive" => json!(app.conductor.is_alive(c)),
-            _ => continue,
-        };
-        out.insert((*name).to_owned(), value);
-    }
-    Value::Object(out)
+            _ => return None,
+        })
+    })
 }
 
 pub async fn list(State(app): State<AppState>, ctx: Ctx, mut p: Params) -> ApiResult<Response> {

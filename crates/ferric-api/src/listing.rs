@@ -137,6 +137,28 @@ impl ListArgs {
     }
 }
 
+/// An object of the fields in `table` (name, minor version it appeared
+/// in) that the request's version shows and `fields` picks; `links`
+/// always stays. `value_of` gives a field's value (`None`: leave it out).
+pub fn render_fields<'a>(
+    ctx: &Ctx,
+    fields: Option<&[String]>,
+    table: impl IntoIterator<Item = (&'a str, u32)>,
+    value_of: impl Fn(&str) -> Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (name, min) in table {
+        let chosen = fields.is_none_or(|f| name == "links" || f.iter().any(|c| c == name));
+        if !ctx.version.at_least(min) || !chosen {
+            continue;
+        }
+        if let Some(value) = value_of(name) {
+            out.insert(name.to_owned(), value);
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
 /// Percent-encodes what would break a query string.
 fn encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());

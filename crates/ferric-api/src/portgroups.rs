@@ -8,7 +8,7 @@ use ferric_core::ids::is_valid_logical_name;
 use ferric_core::{Ident, MacAddress, NodeIdent, Portgroup, PortgroupUuid};
 use ferric_db::query::PORTGROUP_SORT_COLUMNS;
 use ferric_db::PortgroupFilter;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
@@ -81,14 +81,8 @@ fn require_portgroups(ctx: &Ctx) -> ApiResult<()> {
 }
 
 pub fn portgroup_json(ctx: &Ctx, g: &Portgroup, fields: Option<&[String]>) -> Value {
-    let mut out = Map::new();
-    for (name, min) in FIELDS {
-        let chosen = fields.is_none_or(|f| *name == "links" || f.iter().any(|c| c == name));
-        let sub_link = *name == "ports" && fields.is_some();
-        if !ctx.version.at_least(*min) || !chosen || sub_link {
-            continue;
-        }
-        let value = match *name {
+    crate::listing::render_fields(ctx, fields, FIELDS.iter().copied(), |name| {
+        Some(match name {
             "uuid" => json!(g.uuid),
             "created_at" => json!(timestamp(&g.created_at)),
             "updated_at" => json!(opt_timestamp(&g.updated_at)),
@@ -104,12 +98,11 @@ pub fn portgroup_json(ctx: &Ctx, g: &Portgroup, fields: Option<&[String]>) -> Va
             "category" => json!(g.category),
             "dynamic_portgroup" => json!(g.dynamic_portgroup),
             "links" => ctx.links(&format!("portgroups/{}", g.uuid)),
-            "ports" => ctx.links(&format!("portgroups/{}/ports", g.uuid)),
-            _ => continue,
-        };
-        out.insert((*name).to_owned(), value);
-    }
-    Value::Object(out)
+            // A sub-resource link, shown only with the whole group.
+            "ports" if fields.is_none() => ctx.links(&format!("portgroups/{}/ports", g.uuid)),
+            _ => return None,
+        })
+    })
 }
 
 /// A port group named in a URL: UUID or name.

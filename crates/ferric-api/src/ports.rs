@@ -85,13 +85,8 @@ fn field_version(name: &str) -> Option<u32> {
 
 /// A port as shown; `fields` limits it (links always stay).
 pub fn port_json(ctx: &Ctx, port: &Port, fields: Option<&[String]>) -> Value {
-    let mut out = Map::new();
-    for (name, min) in PORT_FIELDS {
-        let chosen = fields.is_none_or(|f| *name == "links" || f.iter().any(|c| c == name));
-        if !ctx.version.at_least(*min) || !chosen {
-            continue;
-        }
-        let value = match *name {
+    crate::listing::render_fields(ctx, fields, PORT_FIELDS.iter().copied(), |name| {
+        Some(match name {
             "uuid" => json!(port.uuid),
             "created_at" => json!(timestamp(&port.created_at)),
             "updated_at" => json!(opt_timestamp(&port.updated_at)),
@@ -110,11 +105,9 @@ pub fn port_json(ctx: &Ctx, port: &Port, fields: Option<&[String]>) -> Value {
             "available_for_dynamic_portgroup" => json!(port.available_for_dynamic_portgroup),
             "links" => ctx.links(&format!("ports/{}", port.uuid)),
             "portgroup_uuid" => json!(port.portgroup_uuid),
-            _ => continue,
-        };
-        out.insert((*name).to_owned(), value);
-    }
-    Value::Object(out)
+            _ => return None,
+        })
+    })
 }
 
 fn check_fields(ctx: &Ctx, fields: &[String]) -> ApiResult<()> {
