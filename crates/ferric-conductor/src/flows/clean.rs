@@ -9,7 +9,7 @@ use crate::error::{ConductorError, Result};
 use crate::task::Task;
 
 /// `provide`: manageable → cleaning → available.
-pub(crate) async fn start_provide(mut task: Task) -> Result<()> {
+pub(crate) async fn start_provide(task: Task) -> Result<()> {
     if task.node.retired {
         let node = task.node.uuid.to_string();
         return super::refuse(
@@ -32,16 +32,15 @@ pub(crate) async fn start_provide(mut task: Task) -> Result<()> {
         )
         .await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Provide, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "automated clean", run(task, None));
-    Ok(())
+    super::begin(
+        task,
+        Event::Provide,
+        None,
+        "automated clean",
+        |_| {},
+        |t| run(t, None),
+    )
+    .await
 }
 
 /// `clean`: manageable → cleaning → manageable, running the user's steps.
@@ -64,20 +63,17 @@ pub(crate) async fn start_manual(
     if let Err(e) = validate_for_cleaning(&mut task).await {
         return super::refuse(task, ConductorError::Invalid(e)).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Clean, Some(ProvisionState::Manageable))?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(
-        slot,
+    let steps = Some((user_steps, disable_ramdisk));
+    let target = Some(ProvisionState::Manageable);
+    super::begin(
+        task,
+        Event::Clean,
+        target,
         "manual clean",
-        run(task, Some((user_steps, disable_ramdisk))),
-    );
-    Ok(())
+        |_| {},
+        |t| run(t, steps),
+    )
+    .await
 }
 
 async fn validate_for_cleaning(task: &mut Task) -> Result<(), String> {

@@ -19,26 +19,17 @@ pub(crate) async fn start(mut task: Task, req: DeployRequest) -> Result<()> {
     if let Err(e) = check(&mut task, &req).await {
         return super::refuse(task, e).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
+    let (event, rebuild) = if req.rebuild {
+        (Event::Rebuild, true)
+    } else {
+        (Event::Deploy, false)
     };
-    if !req.rebuild {
-        adopt_instance_project_as_lessee(&mut task);
-    }
-    task.fire(
-        if req.rebuild {
-            Event::Rebuild
-        } else {
-            Event::Deploy
-        },
-        None,
-    )?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "deploy", run(task, req));
-    Ok(())
+    let prepare = move |t: &mut Task| {
+        if !rebuild {
+            adopt_instance_project_as_lessee(t);
+        }
+    };
+    super::begin(task, event, None, "deploy", prepare, |t| run(t, req)).await
 }
 
 async fn check(task: &mut Task, req: &DeployRequest) -> Result<()> {
@@ -212,17 +203,8 @@ pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
 
 /// `adopt`: manageable → adopting → active, taking over a node someone
 /// deployed outside Ferric.
-pub(crate) async fn start_adopt(mut task: Task) -> Result<()> {
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Adopt, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "adopt", adopt(task));
-    Ok(())
+pub(crate) async fn start_adopt(task: Task) -> Result<()> {
+    super::begin(task, Event::Adopt, None, "adopt", |_| {}, adopt).await
 }
 
 async fn adopt(mut task: Task) -> Result<()> {

@@ -18,16 +18,7 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
     if let Err(e) = validated {
         return super::refuse(task, e).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Inspect, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "inspect", run(task));
-    Ok(())
+    super::begin(task, Event::Inspect, None, "inspect", |_| {}, run).await
 }
 
 async fn run(mut task: Task) -> Result<()> {

@@ -13,6 +13,7 @@ pub(crate) mod steps;
 pub(crate) mod teardown;
 pub(crate) mod verify;
 
+use ferric_core::{Event, ProvisionState};
 use ferric_drivers::DriverError;
 use serde_json::Value;
 
@@ -33,6 +34,34 @@ pub(crate) async fn no_free_worker<T>(mut task: Task, e: ConductorError) -> Resu
     task.node.last_error = Some("No free conductor workers available".into());
     task.release().await?;
     Err(e)
+}
+
+/// Starts an asynchronous flow: takes a worker slot, applies `prepare`,
+/// makes the first transition (clearing `last_error`, as Ironic does when
+/// work starts), stores it, and runs `flow` on the worker pool. Without a
+/// free worker the node is left as it was, saying so in `last_error`.
+pub(crate) async fn begin<Fut>(
+    mut task: Task,
+    event: Event,
+    target: Option<ProvisionState>,
+    what: &'static str,
+    prepare: impl FnOnce(&mut Task),
+    flow: impl FnOnce(Task) -> Fut,
+) -> Result<()>
+where
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let slot = match task.inner.worker_slot() {
+        Ok(s) => s,
+        Err(e) => return no_free_worker(task, e).await,
+    };
+    prepare(&mut task);
+    task.fire(event, target)?;
+    task.node.last_error = None;
+    task.save().await?;
+    let inner = task.inner.clone();
+    inner.spawn_flow(slot, what, flow(task));
+    Ok(())
 }
 
 /// Maps a driver's validation error to the 400 Ironic gives, prefixed.

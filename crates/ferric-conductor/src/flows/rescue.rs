@@ -28,19 +28,12 @@ pub(crate) async fn start_rescue(mut task: Task, password: String) -> Result<()>
         );
         return super::refuse(task, ConductorError::Failed(msg)).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
+    let store_password = |t: &mut Task| {
+        t.node
+            .instance_info
+            .insert("rescue_password".into(), json!(password));
     };
-    task.node
-        .instance_info
-        .insert("rescue_password".into(), json!(password));
-    task.fire(Event::Rescue, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "rescue", rescue(task));
-    Ok(())
+    super::begin(task, Event::Rescue, None, "rescue", store_password, rescue).await
 }
 
 async fn validate(task: &mut Task, with_rescue: bool) -> Result<(), String> {
@@ -96,16 +89,7 @@ pub(crate) async fn start_unrescue(mut task: Task) -> Result<()> {
         );
         return super::refuse(task, ConductorError::Failed(msg)).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Unrescue, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "unrescue", unrescue(task));
-    Ok(())
+    super::begin(task, Event::Unrescue, None, "unrescue", |_| {}, unrescue).await
 }
 
 async fn unrescue(mut task: Task) -> Result<()> {

@@ -43,16 +43,9 @@ pub(crate) async fn start(
     if let Err(e) = validated {
         return super::refuse(task, e).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Service, Some(ProvisionState::Active))?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "service", run(task, user_steps, disable_ramdisk));
-    Ok(())
+    let target = Some(ProvisionState::Active);
+    let flow = |t| run(t, user_steps, disable_ramdisk);
+    super::begin(task, Event::Service, target, "service", |_| {}, flow).await
 }
 
 async fn run(

@@ -26,17 +26,16 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
         );
         return super::refuse(task, ConductorError::Failed(msg)).await;
     }
-    let slot = match task.inner.worker_slot() {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
     let previous = task.node.provision_state;
-    task.fire(Event::Delete, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "tear down", run(task, previous));
-    Ok(())
+    super::begin(
+        task,
+        Event::Delete,
+        None,
+        "tear down",
+        |_| {},
+        move |t| run(t, previous),
+    )
+    .await
 }
 
 async fn run(mut task: Task, previous: ProvisionState) -> Result<()> {

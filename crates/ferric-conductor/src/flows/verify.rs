@@ -12,17 +12,7 @@ pub(crate) async fn start_manage(mut task: Task) -> Result<()> {
         task.release().await?;
         return Ok(());
     }
-    let slot = task.inner.worker_slot();
-    let slot = match slot {
-        Ok(s) => s,
-        Err(e) => return super::no_free_worker(task, e).await,
-    };
-    task.fire(Event::Manage, None)?;
-    task.node.last_error = None;
-    task.save().await?;
-    let inner = task.inner.clone();
-    inner.spawn_flow(slot, "verify", verify(task));
-    Ok(())
+    super::begin(task, Event::Manage, None, "verify", |_| {}, verify).await
 }
 
 /// Checks the power interface's settings and reads the power state.
