@@ -2,7 +2,7 @@
 //! `available`) and manual (`clean` with steps, ending in `manageable`).
 
 use ferric_core::{Event, JsonObject, ProvisionState};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::steps::{self, StepKind, StepsEnd};
 use crate::error::{ConductorError, Result};
@@ -136,11 +136,7 @@ pub(crate) async fn run(
             }
         }
     };
-    task.set_internal(
-        "clean_steps",
-        Value::Array(steps.into_iter().map(Value::Object).collect()),
-    );
-    task.node.clean_step.clear();
+    steps::store(&mut task, StepKind::Clean, steps);
     continue_from(task, 0).await
 }
 

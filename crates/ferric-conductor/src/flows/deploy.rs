@@ -122,11 +122,7 @@ async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
         "user_deploy_steps",
         Value::Array(req.deploy_steps.into_iter().map(Value::Object).collect()),
     );
-    task.set_internal(
-        "deploy_steps",
-        Value::Array(steps.into_iter().map(Value::Object).collect()),
-    );
-    task.node.deploy_step.clear();
+    steps::store(&mut task, StepKind::Deploy, steps);
     continue_from(task, 0).await
 }
 

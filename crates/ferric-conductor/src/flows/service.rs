@@ -2,7 +2,7 @@
 //! steps on a deployed node.
 
 use ferric_core::{Event, JsonObject, ProvisionState};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::steps::{self, StepKind, StepsEnd};
 use crate::error::{ConductorError, Result};
@@ -63,11 +63,7 @@ async fn run(
             return fail(task, msg).await;
         }
     };
-    task.set_internal(
-        "service_steps",
-        Value::Array(steps.into_iter().map(Value::Object).collect()),
-    );
-    task.node.service_step.clear();
+    steps::store(&mut task, StepKind::Service, steps);
     continue_from(task, 0).await
 }
 

@@ -248,6 +248,16 @@ fn step_label(def: &StepDef) -> String {
     format!("{}.{}", def.interface, def.step)
 }
 
+/// Stores the steps a flow will run, from the first, with no step yet in
+/// progress.
+pub(crate) fn store(task: &mut Task, kind: StepKind, steps: Vec<JsonObject>) {
+    task.set_internal(
+        kind.list_key(),
+        Value::Array(steps.into_iter().map(Value::Object).collect()),
+    );
+    kind.current(task).clear();
+}
+
 /// Runs the stored steps of `kind` from `start`, saving progress before
 /// each one. A `wait` step with a duration parks the node in the flow's
 /// wait state for that long, then the run goes on.
