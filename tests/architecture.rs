@@ -24,6 +24,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ferric-conductor",
         ],
     ),
+    ("ferric-ipa", &[]),
+    ("ferric-image", &[]),
+    ("ferric-agent", &["ferric-ipa", "ferric-image"]),
 ];
 
 fn root() -> &'static Path {

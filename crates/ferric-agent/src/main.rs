@@ -1,0 +1,3 @@
+//! `ferric-agent`: the deploy ramdisk's agent.
+
+fn main() {}
