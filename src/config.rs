@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ferric_conductor::ConductorConfig;
-use ferric_drivers::FakeDelays;
+use ferric_drivers::{AgentConfig, DeployConfig, DriverConfig, FakeDelays};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -25,8 +25,23 @@ pub struct Config {
     /// Log filter, e.g. `info` or `ferric_conductor=debug,info`.
     pub log: String,
     pub conductor: ConductorConfig,
+    /// How the conductor talks to agents (Ironic's `[agent]`).
+    pub agent: AgentConfig,
+    /// Deploying and cleaning through the agent (Ironic's `[deploy]`).
+    pub deploy: DeployConfig,
     /// Delays of the `fake` interfaces (Ironic's `[fake]`).
     pub fake: FakeDelays,
+}
+
+impl Config {
+    /// What the driver interfaces read.
+    pub fn drivers(&self) -> DriverConfig {
+        DriverConfig {
+            agent: self.agent.clone(),
+            deploy: self.deploy.clone(),
+            fake: self.fake,
+        }
+    }
 }
 
 impl Default for Config {
@@ -37,6 +52,8 @@ impl Default for Config {
             public_endpoint: String::new(),
             log: "info".into(),
             conductor: ConductorConfig::default(),
+            agent: AgentConfig::default(),
+            deploy: DeployConfig::default(),
             fake: FakeDelays::default(),
         }
     }

@@ -5,6 +5,7 @@
 //! 127.0.0.1:6385.
 
 mod config;
+mod data_dir;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,12 +80,14 @@ fn serve(args: ServeArgs) -> Result<()> {
 async fn run(config: config::Config) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let lock = data_dir::DataDirLock::acquire(&config.data_dir)?;
+    tracing::debug!(lock = %lock.path().display(), "data directory locked");
     let db_path = config.data_dir.join("ferric.sqlite");
     let store = SqliteStore::open(&db_path)
         .await
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let registry = Arc::new(Registry::builtin(config.fake));
+    let registry = Arc::new(Registry::builtin(config.drivers()));
     let conductor = Conductor::start(
         store,
         registry,

@@ -1,77 +1,12 @@
 //! Secrets never leave the API: values under keys that name a secret are
-//! shown as `******`, as oslo's `mask_dict_password` does for Ironic.
+//! shown as `******`, as oslo's `mask_dict_password` does for Ironic (the
+//! key list lives in `ferric_core::secret`, shared with the `Debug` of
+//! nodes). Steps are masked too: their arguments may carry secrets.
 
 use ferric_core::JsonObject;
 use serde_json::Value;
 
-const MASK: &str = "******";
-
-/// Key fragments that mark a value as secret (oslo.utils' list).
-const SECRET_KEYS: &[&str] = &[
-    "adminpass",
-    "admin_pass",
-    "password",
-    "admin_password",
-    "auth_token",
-    "new_pass",
-    "auth_password",
-    "secret_uuid",
-    "secret",
-    "sys_pswd",
-    "token",
-    "configdrive",
-    "chappassword",
-    "encrypted_key",
-    "private_key",
-    "fernetkey",
-    "sslkey",
-    "passphrase",
-    "cephclusterfsid",
-    "octaviaheartbeatkey",
-    "rabbitcookie",
-    "cephmanilaclientkey",
-    "pacemakerremoteauthkey",
-    "designaterndckey",
-    "cephadminkey",
-    "heatauthencryptionkey",
-    "cephclientkey",
-    "keystonecredential",
-    "barbicansimplecryptokek",
-    "cephrgwkey",
-    "swifthashsuffix",
-    "migrationsshkey",
-    "cephmdskey",
-    "cephmonkey",
-    "chapsecret",
-];
-
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    SECRET_KEYS.iter().any(|s| key.contains(s))
-}
-
-/// A copy of `obj` with every secret value masked, recursively.
-pub fn mask_dict(obj: &JsonObject) -> JsonObject {
-    obj.iter()
-        .map(|(k, v)| {
-            let masked = match v {
-                Value::Object(inner) => Value::Object(mask_dict(inner)),
-                _ if is_secret_key(k) => Value::String(MASK.into()),
-                Value::Array(items) => Value::Array(items.iter().map(mask_value).collect()),
-                other => other.clone(),
-            };
-            (k.clone(), masked)
-        })
-        .collect()
-}
-
-fn mask_value(v: &Value) -> Value {
-    match v {
-        Value::Object(inner) => Value::Object(mask_dict(inner)),
-        Value::Array(items) => Value::Array(items.iter().map(mask_value).collect()),
-        other => other.clone(),
-    }
-}
+pub use ferric_core::secret::{mask_dict, MASK};
 
 fn mask_if_set(obj: &mut JsonObject, key: &str) {
     if obj.get(key).is_some_and(truthy) {

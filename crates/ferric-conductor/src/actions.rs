@@ -31,7 +31,7 @@ pub enum ProvisionAction {
     },
     Adopt,
     Rescue {
-        password: String,
+        password: ferric_core::Secret<String>,
     },
     Unrescue,
     Unhold,

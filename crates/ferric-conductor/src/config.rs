@@ -39,6 +39,13 @@ pub struct ConductorConfig {
     /// Longest a `wait` step with `seconds` may hold a worker.
     pub max_conductor_wait_step_seconds: u64,
     pub soft_power_off_timeout: u64,
+    /// Longest any one driver call may take (a BMC request, an agent
+    /// command); past it the call is abandoned and fails as a timeout, so
+    /// no BMC can hold a node's lock longer. Ferric's own option.
+    pub driver_call_timeout: u64,
+    /// How long `stop` waits for running flows before letting go of their
+    /// nodes (Ironic's `graceful_shutdown_timeout`).
+    pub graceful_shutdown_timeout: u64,
 }
 
 impl Default for ConductorConfig {
@@ -66,6 +73,8 @@ impl Default for ConductorConfig {
             allow_provisioning_in_maintenance: true,
             max_conductor_wait_step_seconds: 30,
             soft_power_off_timeout: 600,
+            driver_call_timeout: 300,
+            graceful_shutdown_timeout: 60,
         }
     }
 }
@@ -87,6 +96,9 @@ impl ConductorConfig {
         if self.node_locked_retry_attempts == 0 {
             return Err("conductor.node_locked_retry_attempts must be at least 1".into());
         }
+        if self.driver_call_timeout == 0 {
+            return Err("conductor.driver_call_timeout must be at least 1 second".into());
+        }
         if self.check_provision_state_interval == 0 || self.heartbeat_interval == 0 {
             return Err("conductor intervals must be at least 1 second".into());
         }
@@ -103,7 +115,7 @@ impl ConductorConfig {
         Ok(())
     }
 
-    fn durations(&self) -> [(&'static str, u64); 13] {
+    fn durations(&self) -> [(&'static str, u64); 15] {
         [
             (
                 "node_locked_retry_interval",
@@ -130,6 +142,8 @@ impl ConductorConfig {
                 self.max_conductor_wait_step_seconds,
             ),
             ("soft_power_off_timeout", self.soft_power_off_timeout),
+            ("driver_call_timeout", self.driver_call_timeout),
+            ("graceful_shutdown_timeout", self.graceful_shutdown_timeout),
         ]
     }
 }

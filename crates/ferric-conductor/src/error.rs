@@ -109,7 +109,12 @@ impl ConductorError {
                 },
             },
             DriverError::Unavailable { .. } => ConductorError::Invalid(e.to_string()),
-            DriverError::Failed(m) => ConductorError::Failed(m),
+            DriverError::Timeout { .. }
+            | DriverError::Transient { .. }
+            | DriverError::Failed { .. } => {
+                tracing::warn!(error = %e.chain(), "driver call failed");
+                ConductorError::Failed(e.to_string())
+            }
         }
     }
 }

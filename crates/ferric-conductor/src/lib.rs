@@ -12,6 +12,7 @@
 //!   nothing here knows HTTP.
 
 mod actions;
+mod agent;
 mod clock;
 mod config;
 mod error;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use actions::{ProvisionAction, ProvisionRequest};
+pub use agent::LookupAnswer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ConductorConfig;
 pub use error::{ConductorError, Result};
@@ -103,12 +105,23 @@ impl Conductor {
         Ok(Conductor { inner })
     }
 
-    /// Stops taking work, waits for running flows, releases locks and marks
-    /// the conductor offline.
+    /// Stops taking work, waits a bounded time for running flows, releases
+    /// locks and marks the conductor offline. A flow still running then
+    /// loses its lock: its writes are refused, and the next start (or
+    /// another conductor) moves its node out of the state it was in.
     pub async fn stop(&self) {
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
-        self.inner.tracker.wait().await;
+        let grace = config::secs(self.inner.config.graceful_shutdown_timeout);
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                flows = self.inner.tracker.len(),
+                "flows still running after the graceful shutdown timeout; releasing their nodes"
+            );
+        }
         if let Err(e) = self
             .inner
             .store
@@ -153,6 +166,11 @@ impl Conductor {
 }
 
 impl Inner {
+    /// How long one driver call may take.
+    pub(crate) fn call_timeout(&self) -> std::time::Duration {
+        config::secs(self.config.driver_call_timeout)
+    }
+
     /// A worker slot, or 503 when all are busy.
     pub(crate) fn worker_slot(&self) -> Result<OwnedSemaphorePermit> {
         if self.shutdown.is_cancelled() {

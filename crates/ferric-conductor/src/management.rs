@@ -49,18 +49,16 @@ impl Conductor {
         persistent: bool,
     ) -> Result<()> {
         let mut task = self.locked(ident).await?;
+        let fail = driver_error(&task);
         let result = async {
-            let (driver, fail) = (task.driver()?, driver_error(&task));
-            driver
-                .management
-                .validate(&task.dtask())
+            task.validate(InterfaceKind::Management)
                 .await
                 .map_err(&fail)?;
-            driver
-                .management
-                .set_boot_device(&mut task.dtask(), device, persistent)
-                .await
-                .map_err(&fail)
+            task.call("management.set_boot_device", |d, t| {
+                d.management.set_boot_device(t, device, persistent)
+            })
+            .await
+            .map_err(&fail)
         }
         .await;
         finish_management(task, result).await
@@ -68,18 +66,16 @@ impl Conductor {
 
     pub async fn get_boot_device(&self, ident: &NodeIdent) -> Result<BootDeviceSetting> {
         let mut task = self.locked(ident).await?;
+        let fail = driver_error(&task);
         let result = async {
-            let (driver, fail) = (task.driver()?, driver_error(&task));
-            driver
-                .management
-                .validate(&task.dtask())
+            task.validate(InterfaceKind::Management)
                 .await
                 .map_err(&fail)?;
-            driver
-                .management
-                .get_boot_device(&task.dtask())
-                .await
-                .map_err(&fail)
+            task.call("management.get_boot_device", |d, t| {
+                d.management.get_boot_device(t)
+            })
+            .await
+            .map_err(&fail)
         }
         .await;
         finish_management(task, result).await
@@ -94,16 +90,12 @@ impl Conductor {
 
     pub async fn inject_nmi(&self, ident: &NodeIdent) -> Result<()> {
         let mut task = self.locked(ident).await?;
+        let fail = driver_error(&task);
         let result = async {
-            let (driver, fail) = (task.driver()?, driver_error(&task));
-            driver
-                .management
-                .validate(&task.dtask())
+            task.validate(InterfaceKind::Management)
                 .await
                 .map_err(&fail)?;
-            driver
-                .management
-                .inject_nmi(&mut task.dtask())
+            task.call("management.inject_nmi", |d, t| d.management.inject_nmi(t))
                 .await
                 .map_err(&fail)
         }
@@ -115,8 +107,8 @@ impl Conductor {
     /// no lock.
     pub async fn validate(&self, ident: &NodeIdent) -> Result<Vec<InterfaceValidation>> {
         let mut node = self.inner.store.get_node(ident).await?;
-        let driver = self.inner.registry.compose(&node)?;
-        let ports = self
+        self.inner.registry.compose(&node)?;
+        let mut ports = self
             .inner
             .store
             .list_ports(
@@ -127,25 +119,27 @@ impl Conductor {
                 &Default::default(),
             )
             .await?;
-        let task = ferric_drivers::Task {
-            node: &mut node,
-            ports: &ports,
-        };
         let mut out = Vec::new();
         for kind in VALIDATION_ORDER {
-            let iface = driver.interface(*kind);
-            let result = match iface.validate(&task).await {
+            let kind = *kind;
+            let operation = format!("{kind}.validate");
+            let validated = crate::task::call_unlocked(
+                &self.inner,
+                &mut node,
+                &mut ports,
+                &operation,
+                |d, t| d.interface(kind).validate(t),
+            )
+            .await;
+            let result = match validated {
                 Ok(()) => ValidationResult::Valid,
                 Err(DriverError::Unsupported { .. }) => ValidationResult::Invalid(format!(
                     "Driver {} does not support {kind} (disabled or not implemented).",
-                    task.node.driver
+                    node.driver
                 )),
                 Err(e) => ValidationResult::Invalid(e.to_string()),
             };
-            out.push(InterfaceValidation {
-                kind: *kind,
-                result,
-            });
+            out.push(InterfaceValidation { kind, result });
         }
         Ok(out)
     }
@@ -157,8 +151,9 @@ fn driver_error(task: &Task) -> impl Fn(DriverError) -> ConductorError {
     move |e| ConductorError::from_driver(&driver, e)
 }
 
-/// Releases the node; a management call changes nothing to store.
+/// Stores what the interface wrote on the node (a cached boot device, a
+/// BMC's answer) and releases it.
 async fn finish_management<T>(task: Task, result: Result<T>) -> Result<T> {
-    task.release_unchanged().await?;
+    task.release().await?;
     result
 }

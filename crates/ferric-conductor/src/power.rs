@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
 use crate::Conductor;
+use ferric_core::InterfaceKind;
 
 /// A requested power change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +57,7 @@ async fn check(task: &mut Task, req: PowerRequest) -> Result<()> {
         return Err(ConductorError::PowerStateFailure(req.target.to_string()));
     }
     let driver = task.driver()?;
-    driver
-        .power
-        .validate(&task.dtask())
+    task.validate(InterfaceKind::Power)
         .await
         .map_err(|e| ConductorError::from_driver(&task.node.driver, e))?;
     if !driver.power.supported_power_states().contains(&req.target) {
@@ -83,17 +82,23 @@ pub(crate) async fn node_power_action(
     target: PowerState,
     timeout: Option<Duration>,
 ) -> Result<Result<(), String>> {
-    let driver = task.driver()?;
+    task.driver()?;
     let new_state = settled(target);
     if matches!(
         target,
         PowerState::On | PowerState::Off | PowerState::SoftPowerOff
     ) {
-        match driver.power.get_power_state(&task.dtask()).await {
+        match task
+            .call("power.get_power_state", |d, t| d.power.get_power_state(t))
+            .await
+        {
             Ok(current) if current == new_state => {
                 task.node.last_error = None;
                 task.node.power_state = Some(current);
                 task.node.target_power_state = None;
+                if new_state == PowerState::Off {
+                    forget_agent(task);
+                }
                 task.save().await?;
                 return Ok(Ok(()));
             }
@@ -110,14 +115,21 @@ pub(crate) async fn node_power_action(
     }
     let now = naive_timestamp(task.now());
     task.set_internal("last_power_state_change", json!(now));
+    if target != PowerState::On {
+        forget_agent(task);
+    }
     task.save().await?;
+    let limit = call_limit(task, timeout);
     let result = match target {
-        PowerState::Rebooting => driver.power.reboot(&mut task.dtask(), timeout).await,
-        _ => {
-            driver
-                .power
-                .set_power_state(&mut task.dtask(), target, timeout)
+        PowerState::Rebooting => {
+            task.call_within("power.reboot", limit, |d, t| d.power.reboot(t, timeout))
                 .await
+        }
+        _ => {
+            task.call_within("power.set_power_state", limit, |d, t| {
+                d.power.set_power_state(t, target, timeout)
+            })
+            .await
         }
     };
     match result {
@@ -132,6 +144,17 @@ pub(crate) async fn node_power_action(
             record_failure(task, msg).await
         }
     }
+}
+
+/// A power change given its own timeout may take that long, and a margin
+/// for the BMC to answer.
+fn call_limit(task: &Task, timeout: Option<Duration>) -> Duration {
+    let default = task.inner.call_timeout();
+    timeout.map_or(default, |t| default.max(t + Duration::from_secs(30)))
+}
+
+pub(crate) fn forget_agent(task: &mut Task) {
+    ferric_drivers::forget_agent(&mut task.node);
 }
 
 async fn record_failure(task: &mut Task, msg: String) -> Result<Result<(), String>> {

@@ -6,13 +6,17 @@
 //! the node to [`crate::Inner::abandon`], which fails it out of any
 //! in-progress state and releases it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferric_core::states::{self, Landing};
-use ferric_core::{Event, Node, NodeIdent, Port, ProvisionState};
+use ferric_core::{Event, InterfaceKind, Node, NodeIdent, Port, ProvisionState};
 use ferric_db::{AfterSave, DbError, PortFilter};
-use ferric_drivers::Driver;
+use ferric_drivers::{bounded, Driver, DriverError, Persist, TaskParts};
 
 use crate::error::{ConductorError, Result};
 use crate::Inner;
@@ -78,12 +82,44 @@ impl Task {
         Ok(self.inner.registry.compose(&self.node)?)
     }
 
-    /// What a driver interface works on.
-    pub(crate) fn dtask(&mut self) -> ferric_drivers::Task<'_> {
-        ferric_drivers::Task {
-            node: &mut self.node,
-            ports: &self.ports,
-        }
+    /// Runs one driver call under the conductor's call timeout.
+    pub(crate) async fn call<T, F>(&mut self, operation: &str, f: F) -> Result<T, DriverError>
+    where
+        F: for<'t> FnOnce(&'t Driver, &'t mut ferric_drivers::Task<'t>) -> DriverCall<'t, T>,
+    {
+        let limit = self.inner.call_timeout();
+        self.call_within(operation, limit, f).await
+    }
+
+    /// Runs one driver call that may take up to `limit`.
+    pub(crate) async fn call_within<T, F>(
+        &mut self,
+        operation: &str,
+        limit: Duration,
+        f: F,
+    ) -> Result<T, DriverError>
+    where
+        F: for<'t> FnOnce(&'t Driver, &'t mut ferric_drivers::Task<'t>) -> DriverCall<'t, T>,
+    {
+        let persist = Locked {
+            inner: self.inner.clone(),
+            node: self.node.uuid,
+        };
+        let inner = self.inner.clone();
+        let call = Call {
+            inner: &inner,
+            persist: &persist,
+            operation,
+            limit,
+        };
+        call.run(&mut self.node, &mut self.ports, f).await
+    }
+
+    /// Validates one of the node's interfaces.
+    pub(crate) async fn validate(&mut self, kind: InterfaceKind) -> Result<(), DriverError> {
+        let operation = format!("{kind}.validate");
+        self.call(&operation, |d, t| d.interface(kind).validate(t))
+            .await
     }
 
     /// Moves the node (in memory) by `event`, as the state machine table
@@ -176,6 +212,140 @@ impl Task {
 
     pub(crate) fn remove_internal(&mut self, key: &str) {
         self.node.driver_internal_info.remove(key);
+    }
+}
+
+/// One driver call: who stores what it keeps, and how long it may take.
+pub(crate) struct Call<'c> {
+    pub(crate) inner: &'c Arc<Inner>,
+    pub(crate) persist: &'c dyn Persist,
+    pub(crate) operation: &'c str,
+    pub(crate) limit: Duration,
+}
+
+impl Call<'_> {
+    /// Composes the node's driver and runs `f` on it before the deadline.
+    pub(crate) async fn run<T, F>(
+        self,
+        node: &mut Node,
+        ports: &mut Vec<Port>,
+        f: F,
+    ) -> Result<T, DriverError>
+    where
+        F: for<'t> FnOnce(&'t Driver, &'t mut ferric_drivers::Task<'t>) -> DriverCall<'t, T>,
+    {
+        let driver = self
+            .inner
+            .registry
+            .compose(node)
+            .map_err(|e| DriverError::InvalidParameter(e.to_string()))?;
+        let config = self.inner.registry.config().clone();
+        let cancel = self.inner.shutdown.clone();
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let mut dtask = ferric_drivers::Task::new(TaskParts {
+            node,
+            ports,
+            driver: &driver,
+            config: &config,
+            deadline,
+            cancel: &cancel,
+            persist: self.persist,
+        });
+        bounded(deadline, self.operation, f(&driver, &mut dtask)).await
+    }
+}
+
+/// A driver call made without the node's lock: validation, a power read.
+/// Nothing it does can be stored.
+pub(crate) async fn call_unlocked<T, F>(
+    inner: &Arc<Inner>,
+    node: &mut Node,
+    ports: &mut Vec<Port>,
+    operation: &str,
+    f: F,
+) -> Result<T, DriverError>
+where
+    F: for<'t> FnOnce(&'t Driver, &'t mut ferric_drivers::Task<'t>) -> DriverCall<'t, T>,
+{
+    let call = Call {
+        inner,
+        persist: &ReadOnly,
+        operation,
+        limit: inner.call_timeout(),
+    };
+    call.run(node, ports, f).await
+}
+
+/// What a driver call returns: the boxed future of an `async_trait` method.
+pub(crate) type DriverCall<'t, T> =
+    Pin<Box<dyn Future<Output = Result<T, DriverError>> + Send + 't>>;
+
+/// Saves what an interface asks to keep mid-call, under the lock the task
+/// holds.
+struct Locked {
+    inner: Arc<Inner>,
+    node: ferric_core::NodeUuid,
+}
+
+fn store_failed(what: &str, e: DbError) -> DriverError {
+    DriverError::failed_by(format!("could not store {what}"), e)
+}
+
+#[async_trait]
+impl Persist for Locked {
+    async fn save_node(&self, node: &Node) -> Result<Node, DriverError> {
+        self.inner
+            .store
+            .save_node(node, &self.inner.host, AfterSave::KeepLock)
+            .await
+            .map_err(|e| store_failed("the node's progress", e))
+    }
+
+    async fn create_port(&self, port: &Port) -> Result<Port, DriverError> {
+        if port.node_uuid != self.node {
+            return Err(DriverError::failed(
+                "a port can only be added to the node being worked on",
+            ));
+        }
+        self.inner
+            .store
+            .create_port(port)
+            .await
+            .map_err(|e| store_failed("a new port", e))
+    }
+
+    async fn save_port(&self, port: &Port) -> Result<Port, DriverError> {
+        if port.node_uuid != self.node {
+            return Err(DriverError::failed("a port can only be moved by the API"));
+        }
+        self.inner
+            .store
+            .save_port(port)
+            .await
+            .map_err(|e| store_failed("a port", e))
+    }
+}
+
+/// For calls made without the node's lock (validation, a power read):
+/// nothing may be stored.
+struct ReadOnly;
+
+#[async_trait]
+impl Persist for ReadOnly {
+    async fn save_node(&self, _node: &Node) -> Result<Node, DriverError> {
+        Err(DriverError::failed(
+            "nothing can be stored without the node's lock",
+        ))
+    }
+    async fn create_port(&self, _port: &Port) -> Result<Port, DriverError> {
+        Err(DriverError::failed(
+            "nothing can be stored without the node's lock",
+        ))
+    }
+    async fn save_port(&self, _port: &Port) -> Result<Port, DriverError> {
+        Err(DriverError::failed(
+            "nothing can be stored without the node's lock",
+        ))
     }
 }
 

@@ -289,7 +289,7 @@ async fn clean_hold_waits_for_unhold_then_runs_the_next_step() {
     assert_eq!(held.target_provision_state, Some(S::Manageable));
     assert_eq!(
         held.clean_step,
-        obj(json!({"interface": "deploy", "step": "hold"}))
+        obj(json!({"interface": "deploy", "step": "hold"})).into()
     );
     assert_eq!(
         held.driver_internal_info.get("clean_step_index"),
@@ -409,7 +409,7 @@ async fn clean_wait_without_seconds_fails_at_the_callback_timeout() {
     assert_eq!(waiting.target_provision_state, Some(S::Manageable));
     assert_eq!(
         waiting.clean_step,
-        obj(json!({"interface": "deploy", "step": "wait"}))
+        obj(json!({"interface": "deploy", "step": "wait"})).into()
     );
 
     // The periodic check runs every second, but the conductor's clock has
@@ -550,7 +550,7 @@ async fn service_hold_can_be_unheld_or_aborted() {
     assert_eq!(held.target_provision_state, Some(S::Active));
     assert_eq!(
         held.service_step,
-        obj(json!({"interface": "deploy", "step": "hold"}))
+        obj(json!({"interface": "deploy", "step": "hold"})).into()
     );
     h.provision(uuid, "unhold", ProvisionAction::Unhold).await;
     let node = h.wait_for_state(uuid, S::Active).await;
@@ -667,7 +667,7 @@ async fn inspect_adopt_rescue_and_unrescue_on_fake_hardware() {
         uuid,
         "rescue",
         ProvisionAction::Rescue {
-            password: "hunter2".into(),
+            password: "hunter2".to_owned().into(),
         },
     )
     .await;
@@ -727,7 +727,7 @@ async fn interfaces_a_node_lacks_refuse_with_ironics_text() {
             request(
                 "rescue",
                 ProvisionAction::Rescue {
-                    password: "hunter2".into(),
+                    password: "hunter2".to_owned().into(),
                 },
             ),
         )

@@ -20,7 +20,7 @@ async fn left_behind(
     change: impl FnOnce(&mut Node),
 ) -> Node {
     let mut node = fake_node();
-    Registry::builtin(FakeDelays::default())
+    Registry::builtin(ferric_drivers::DriverConfig::default())
         .fill_interfaces(&mut node)
         .expect("fake-hardware interfaces");
     let node = store.create_node(&node).await.expect("node stored");
@@ -197,7 +197,7 @@ async fn start_refuses_a_configuration_that_cannot_work() {
         workers_pool_size: 0,
         ..config()
     };
-    let registry = Arc::new(Registry::builtin(FakeDelays::default()));
+    let registry = Arc::new(Registry::builtin(ferric_drivers::DriverConfig::default()));
     let started = ferric_conductor::Conductor::start(
         store,
         registry,

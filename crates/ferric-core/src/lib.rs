@@ -9,6 +9,7 @@ pub mod ids;
 pub mod interfaces;
 pub mod node;
 pub mod port;
+pub mod secret;
 pub mod standard_traits;
 pub mod states;
 
@@ -17,6 +18,7 @@ pub use ids::{ChassisUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid, Por
 pub use interfaces::{BootDevice, InterfaceKind, Interfaces};
 pub use node::Node;
 pub use port::{Chassis, Port, Portgroup};
+pub use secret::{Fields, Secret};
 pub use states::{Event, PowerState, ProvisionState};
 
 /// A JSON object, the type of every free-form dictionary field
@@ -51,6 +53,12 @@ pub fn python_repr(v: &serde_json::Value) -> String {
             format!("{{{}}}", inner.join(", "))
         }
     }
+}
+
+/// A step as Ironic quotes it in messages, with the secrets among its
+/// arguments masked: `{'interface': 'deploy', 'step': 'x', 'args': {...}}`.
+pub fn step_repr(step: &JsonObject) -> String {
+    python_repr(&serde_json::Value::Object(secret::mask_dict(step)))
 }
 
 /// Python quotes with `'` unless the text holds a `'` and no `"`.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::NodeUuid;
 use crate::interfaces::Interfaces;
+use crate::secret::Fields;
 use crate::states::{PowerState, ProvisionState};
 use crate::JsonObject;
 
@@ -20,10 +21,10 @@ pub struct Node {
     pub description: Option<String>,
     pub driver: String,
     pub interfaces: Interfaces,
-    pub driver_info: JsonObject,
-    pub driver_internal_info: JsonObject,
+    pub driver_info: Fields,
+    pub driver_internal_info: Fields,
     pub properties: JsonObject,
-    pub instance_info: JsonObject,
+    pub instance_info: Fields,
     pub instance_uuid: Option<String>,
     pub instance_name: Option<String>,
     pub extra: JsonObject,
@@ -52,9 +53,9 @@ pub struct Node {
     pub console_enabled: bool,
     pub boot_mode: Option<String>,
     pub secure_boot: Option<bool>,
-    pub clean_step: JsonObject,
-    pub deploy_step: JsonObject,
-    pub service_step: JsonObject,
+    pub clean_step: Fields,
+    pub deploy_step: Fields,
+    pub service_step: Fields,
     pub raid_config: JsonObject,
     pub target_raid_config: JsonObject,
     pub network_data: JsonObject,
@@ -84,10 +85,10 @@ impl Node {
             description: None,
             driver,
             interfaces,
-            driver_info: JsonObject::new(),
-            driver_internal_info: JsonObject::new(),
+            driver_info: Fields::new(),
+            driver_internal_info: Fields::new(),
             properties: JsonObject::new(),
-            instance_info: JsonObject::new(),
+            instance_info: Fields::new(),
             instance_uuid: None,
             instance_name: None,
             extra: JsonObject::new(),
@@ -115,9 +116,9 @@ impl Node {
             console_enabled: false,
             boot_mode: None,
             secure_boot: None,
-            clean_step: JsonObject::new(),
-            deploy_step: JsonObject::new(),
-            service_step: JsonObject::new(),
+            clean_step: Fields::new(),
+            deploy_step: Fields::new(),
+            service_step: Fields::new(),
             raid_config: JsonObject::new(),
             target_raid_config: JsonObject::new(),
             network_data: JsonObject::new(),

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferric_core::{BootDevice, InterfaceKind, JsonObject, PowerState};
+use ferric_core::{BootDevice, InterfaceKind, JsonObject, Node, PowerState};
 use serde::Deserialize;
 
 use crate::error::DriverError;
@@ -294,15 +294,13 @@ impl Interface for FakeDeploy {
         Ok(())
     }
 
-    fn steps(&self) -> Vec<StepDef> {
-        vec![StepDef {
-            interface: InterfaceKind::Deploy,
-            step: "deploy",
-            priority: 100,
-            abortable: false,
-            argsinfo: None,
-            flows: &[StepFlow::Deploy],
-        }]
+    fn steps(&self, _node: &Node) -> Vec<StepDef> {
+        vec![StepDef::new(
+            InterfaceKind::Deploy,
+            "deploy",
+            100,
+            &[StepFlow::Deploy],
+        )]
     }
 
     async fn execute_step(
@@ -432,15 +430,13 @@ impl Interface for FakeVendor {
 
     /// Like Ironic's fake vendor, one step that only logs, run in automated
     /// cleaning (priority 1) and available to servicing.
-    fn steps(&self) -> Vec<StepDef> {
-        vec![StepDef {
-            interface: InterfaceKind::Vendor,
-            step: "log_passthrough",
-            priority: 1,
-            abortable: false,
-            argsinfo: None,
-            flows: &[StepFlow::Clean, StepFlow::Service],
-        }]
+    fn steps(&self, _node: &Node) -> Vec<StepDef> {
+        vec![StepDef::new(
+            InterfaceKind::Vendor,
+            "log_passthrough",
+            1,
+            &[StepFlow::Clean, StepFlow::Service],
+        )]
     }
 
     async fn execute_step(
@@ -470,16 +466,16 @@ impl Interface for FakeRaid {
         Ok(())
     }
 
-    fn steps(&self) -> Vec<StepDef> {
+    fn steps(&self, _node: &Node) -> Vec<StepDef> {
         ["create_configuration", "delete_configuration"]
             .into_iter()
-            .map(|step| StepDef {
-                interface: InterfaceKind::Raid,
-                step,
-                priority: 0,
-                abortable: false,
-                argsinfo: None,
-                flows: &[StepFlow::Clean, StepFlow::Deploy],
+            .map(|step| {
+                StepDef::new(
+                    InterfaceKind::Raid,
+                    step,
+                    0,
+                    &[StepFlow::Clean, StepFlow::Deploy],
+                )
             })
             .collect()
     }
@@ -510,35 +506,26 @@ impl Interface for FakeBios {
         Ok(())
     }
 
-    fn steps(&self) -> Vec<StepDef> {
+    fn steps(&self, _node: &Node) -> Vec<StepDef> {
         let settings = serde_json::json!({"settings": {
             "description": "List of BIOS settings, each item needs to contain a dictionary with name/value pairs",
             "required": true}});
+        let mut apply = StepDef::new(
+            InterfaceKind::Bios,
+            "apply_configuration",
+            0,
+            &[StepFlow::Clean],
+        );
+        apply.argsinfo = Some(settings);
         vec![
-            StepDef {
-                interface: InterfaceKind::Bios,
-                step: "apply_configuration",
-                priority: 0,
-                abortable: false,
-                argsinfo: Some(settings),
-                flows: &[StepFlow::Clean],
-            },
-            StepDef {
-                interface: InterfaceKind::Bios,
-                step: "factory_reset",
-                priority: 0,
-                abortable: false,
-                argsinfo: None,
-                flows: &[StepFlow::Clean],
-            },
-            StepDef {
-                interface: InterfaceKind::Bios,
-                step: "cache_bios_settings",
-                priority: 0,
-                abortable: false,
-                argsinfo: None,
-                flows: &[StepFlow::Clean],
-            },
+            apply,
+            StepDef::new(InterfaceKind::Bios, "factory_reset", 0, &[StepFlow::Clean]),
+            StepDef::new(
+                InterfaceKind::Bios,
+                "cache_bios_settings",
+                0,
+                &[StepFlow::Clean],
+            ),
         ]
     }
 

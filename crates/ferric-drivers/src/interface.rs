@@ -9,36 +9,166 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferric_core::{BootDevice, InterfaceKind, JsonObject, Node, Port, PowerState};
 use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use crate::config::DriverConfig;
 use crate::error::DriverError;
+use crate::registry::Driver;
 
-/// What an interface works on: the locked node (which it may change; the
-/// conductor saves it) and the node's ports.
+/// Where an interface writes what must survive it: the conductor saves
+/// through this, under the node's lock, so a long call can record its
+/// progress before it ends.
+#[async_trait]
+pub trait Persist: Send + Sync {
+    async fn save_node(&self, node: &Node) -> Result<Node, DriverError>;
+    async fn create_port(&self, port: &Port) -> Result<Port, DriverError>;
+    async fn save_port(&self, port: &Port) -> Result<Port, DriverError>;
+}
+
+/// What an interface works on: the locked node and its ports (which it may
+/// change; the conductor saves them when the call ends, or earlier through
+/// [`Task::checkpoint`]), the node's whole driver (so a deploy interface
+/// can call its boot and power siblings), the configuration, and when the
+/// call must be over.
 pub struct Task<'a> {
     pub node: &'a mut Node,
-    pub ports: &'a [Port],
+    pub ports: &'a mut Vec<Port>,
+    pub driver: &'a Driver,
+    pub config: &'a DriverConfig,
+    /// The call is abandoned with a timeout at this instant.
+    pub deadline: Instant,
+    /// Cancelled when the conductor stops: long waits end early.
+    pub cancel: &'a CancellationToken,
+    persist: &'a dyn Persist,
+}
+
+/// The parts a [`Task`] is made of, for the conductor that makes it.
+pub struct TaskParts<'a> {
+    pub node: &'a mut Node,
+    pub ports: &'a mut Vec<Port>,
+    pub driver: &'a Driver,
+    pub config: &'a DriverConfig,
+    pub deadline: Instant,
+    pub cancel: &'a CancellationToken,
+    pub persist: &'a dyn Persist,
+}
+
+impl<'a> Task<'a> {
+    pub fn new(parts: TaskParts<'a>) -> Task<'a> {
+        Task {
+            node: parts.node,
+            ports: parts.ports,
+            driver: parts.driver,
+            config: parts.config,
+            deadline: parts.deadline,
+            cancel: parts.cancel,
+            persist: parts.persist,
+        }
+    }
+
+    /// Stores the node as it is now, keeping the lock: progress that a
+    /// crash must not lose.
+    pub async fn checkpoint(&mut self) -> Result<(), DriverError> {
+        let stored = self.persist.save_node(self.node).await?;
+        *self.node = stored;
+        Ok(())
+    }
+
+    /// Creates a port of this node (inspection found a NIC).
+    pub async fn add_port(&mut self, port: Port) -> Result<(), DriverError> {
+        let stored = self.persist.create_port(&port).await?;
+        self.ports.push(stored);
+        Ok(())
+    }
+
+    /// Stores a change to the node's port at `index` of [`Task::ports`].
+    pub async fn save_port(&mut self, index: usize) -> Result<(), DriverError> {
+        let Some(port) = self.ports.get(index) else {
+            return Err(DriverError::failed(format!("no port at index {index}")));
+        };
+        let stored = self.persist.save_port(port).await?;
+        self.ports[index] = stored;
+        Ok(())
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Runs `fut` until `deadline`; past it, the call is dropped and reported
+/// as a timeout of `operation`.
+pub async fn bounded<T>(
+    deadline: Instant,
+    operation: &str,
+    fut: impl std::future::Future<Output = Result<T, DriverError>>,
+) -> Result<T, DriverError> {
+    let limit = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(DriverError::Timeout {
+            operation: operation.to_owned(),
+            seconds: u64::try_from(limit.as_millis().div_ceil(1000)).unwrap_or(u64::MAX),
+        }),
+    }
 }
 
 /// The flows a step may take part in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StepFlow {
     Clean,
     Deploy,
     Service,
 }
 
+impl StepFlow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepFlow::Clean => "clean",
+            StepFlow::Deploy => "deploy",
+            StepFlow::Service => "service",
+        }
+    }
+}
+
 /// A step an interface offers, as Ironic lists them in `clean_step` or
-/// `driver_internal_info.clean_steps`.
+/// `driver_internal_info.clean_steps`. Owned, because steps can come from
+/// the node's agent at run time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepDef {
     pub interface: InterfaceKind,
-    pub step: &'static str,
+    pub step: String,
     /// Default priority in automated flows; 0 means "only when asked".
     pub priority: i32,
     pub abortable: bool,
     pub argsinfo: Option<serde_json::Value>,
+    /// The machine must reboot (into the ramdisk) once the step is done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_requested: bool,
+    /// The step runs on the node's agent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub requires_ramdisk: bool,
     #[serde(skip)]
-    pub flows: &'static [StepFlow],
+    pub flows: Vec<StepFlow>,
+}
+
+impl StepDef {
+    /// A step run by the conductor, neither rebooting nor in the ramdisk.
+    pub fn new(interface: InterfaceKind, step: &str, priority: i32, flows: &[StepFlow]) -> Self {
+        StepDef {
+            interface,
+            step: step.to_owned(),
+            priority,
+            abortable: false,
+            argsinfo: None,
+            reboot_requested: false,
+            requires_ramdisk: false,
+            flows: flows.to_vec(),
+        }
+    }
 }
 
 /// How a step, a deploy or an inspection ended.
@@ -49,6 +179,38 @@ pub enum Outcome {
     /// Started something that reports back later (an agent, a BMC job);
     /// the node waits in its `wait` state.
     Wait,
+    /// Restarted the machine; the same step runs again once its agent is
+    /// back (Ironic's `skip_current_*_step = False`).
+    RerunAfterReboot,
+}
+
+/// What an agent's heartbeat says about the flow waiting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentProgress {
+    /// Still working, or nothing to report: keep waiting.
+    Running,
+    /// Running nothing, and holding no result of the current step: it was
+    /// never sent (the conductor stopped in between) or has not begun.
+    Idle,
+    /// The agent has just booted and holds no result: the flow starts, or
+    /// goes on after the reboot that a step asked for.
+    Booted,
+    /// The current step finished.
+    StepDone,
+    /// The current step finished and asks for a reboot before the next.
+    RebootRequested,
+    /// The current step failed; the text is for `last_error`.
+    StepFailed(String),
+}
+
+/// What an agent said in its heartbeat, as the conductor records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub callback_url: String,
+    pub agent_version: Option<String>,
+    pub agent_verify_ca: Option<String>,
+    pub agent_status: Option<String>,
+    pub agent_status_message: Option<String>,
 }
 
 /// What every interface kind has.
@@ -80,7 +242,9 @@ pub trait Interface: Send + Sync {
     /// interface. Touches no hardware.
     async fn validate(&self, task: &Task<'_>) -> Result<(), DriverError>;
 
-    fn steps(&self) -> Vec<StepDef> {
+    /// The steps this interface offers for `node`; agent-backed
+    /// interfaces read the steps their agent reported.
+    fn steps(&self, _node: &Node) -> Vec<StepDef> {
         Vec::new()
     }
 
@@ -155,6 +319,27 @@ pub trait DeployInterface: Interface {
     async fn take_over(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
     async fn prepare_cleaning(&self, task: &mut Task<'_>) -> Result<Outcome, DriverError>;
     async fn tear_down_cleaning(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
+
+    /// Asks the node's agent for its steps of `flow` and keeps them on the
+    /// node, when the agent comes up. Interfaces without an agent have
+    /// nothing to refresh.
+    async fn refresh_steps(
+        &self,
+        _task: &mut Task<'_>,
+        _flow: StepFlow,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// Reads how the agent's work on the current step of `flow` is going,
+    /// on each of its heartbeats while the node waits for it.
+    async fn heartbeat(
+        &self,
+        _task: &mut Task<'_>,
+        _flow: StepFlow,
+    ) -> Result<AgentProgress, DriverError> {
+        Ok(AgentProgress::Running)
+    }
 }
 
 #[async_trait]

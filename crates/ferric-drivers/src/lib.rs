@@ -4,18 +4,30 @@
 //! [`Driver`] from the interface names stored on the node.
 //!
 //! Architecture invariants:
-//! - Interfaces never touch storage: they get a [`Task`] holding the locked
-//!   node, change it in memory, and the conductor saves it.
+//! - Interfaces never touch storage directly: they get a [`Task`] holding
+//!   the locked node, change it in memory, and the conductor saves it when
+//!   the call ends, or earlier when the interface asks
+//!   ([`Task::checkpoint`], through the conductor's [`Persist`]).
+//! - Every call runs under a deadline ([`Task::deadline`], enforced by the
+//!   conductor with [`bounded`]).
 //! - An implementation reports itself unavailable until it works; the API
 //!   lists only available ones as enabled.
 
+mod config;
 mod error;
 pub mod fake;
 pub mod interface;
 pub mod noop;
+pub mod power;
 pub mod registry;
 
-pub use error::DriverError;
+pub use config::{AgentConfig, DeployConfig, DriverConfig};
+pub use error::{DriverError, Source};
 pub use fake::{DelayRange, FakeDelays};
-pub use interface::{BootDeviceSetting, Interface, Outcome, StepDef, StepFlow, Task};
+pub use interface::{
+    bounded, AgentProgress, BootDeviceSetting, BootInterface, DeployInterface, Heartbeat,
+    InspectInterface, Interface, ManagementInterface, Outcome, Persist, PowerInterface, StepDef,
+    StepFlow, Task, TaskParts,
+};
+pub use power::{forget_agent, power_action};
 pub use registry::{CompositionError, Driver, HardwareType, Registry};

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use ferric_core::{InterfaceKind, Interfaces, Node};
 
+use crate::config::DriverConfig;
+
 use crate::fake::*;
 use crate::interface::*;
 use crate::noop::{Noop, NotSupported, Unavailable};
@@ -99,11 +101,12 @@ impl Driver {
         }
     }
 
-    /// Every step of every interface that takes part in `flow`.
-    pub fn steps(&self, flow: StepFlow) -> Vec<StepDef> {
+    /// Every step of every interface that takes part in `flow` for
+    /// `node` (agent steps included, once its agent reported them).
+    pub fn steps(&self, flow: StepFlow, node: &Node) -> Vec<StepDef> {
         InterfaceKind::ALL
             .iter()
-            .flat_map(|k| self.interface(*k).steps())
+            .flat_map(|k| self.interface(*k).steps(node))
             .filter(|s| s.flows.contains(&flow))
             .collect()
     }
@@ -321,18 +324,43 @@ fn hardware_types() -> Vec<HardwareType> {
     ]
 }
 
-/// All hardware types and interface implementations of this Ferric.
+/// All hardware types and interface implementations of this Ferric, and
+/// the configuration they were made with.
 pub struct Registry {
     types: Vec<HardwareType>,
     impls: Implementations,
+    config: Arc<DriverConfig>,
 }
 
 impl Registry {
-    pub fn builtin(delays: FakeDelays) -> Registry {
+    pub fn builtin(config: DriverConfig) -> Registry {
         Registry {
             types: hardware_types(),
-            impls: Implementations::builtin(delays),
+            impls: Implementations::builtin(config.fake),
+            config: Arc::new(config),
         }
+    }
+
+    /// The configuration the interfaces read.
+    pub fn config(&self) -> &Arc<DriverConfig> {
+        &self.config
+    }
+
+    /// Adds (or replaces) a deploy interface under `name`; nodes of
+    /// `fake-hardware` can then use it. For tests that script what a deploy
+    /// interface answers, and for extensions.
+    pub fn register_deploy(&mut self, name: &'static str, deploy: Arc<dyn DeployInterface>) {
+        self.impls.deploy.insert(name, deploy);
+    }
+
+    /// Adds (or replaces) a management interface under `name`, as
+    /// [`Registry::register_deploy`] does for deploy interfaces.
+    pub fn register_management(
+        &mut self,
+        name: &'static str,
+        management: Arc<dyn ManagementInterface>,
+    ) {
+        self.impls.management.insert(name, management);
     }
 
     pub fn hardware_type(&self, name: &str) -> Result<&HardwareType, CompositionError> {
@@ -502,7 +530,7 @@ mod tests {
     use ferric_core::NodeUuid;
 
     fn registry() -> Registry {
-        Registry::builtin(FakeDelays::default())
+        Registry::builtin(DriverConfig::default())
     }
 
     fn node(driver: &str) -> Node {

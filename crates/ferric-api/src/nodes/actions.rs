@@ -402,7 +402,9 @@ fn provision_action(
             disable_ramdisk,
         },
         "rescue" => match rescue_password.filter(|p| !p.trim().is_empty()) {
-            Some(password) => ProvisionAction::Rescue { password },
+            Some(password) => ProvisionAction::Rescue {
+                password: password.into(),
+            },
             None => {
                 return Err(ApiError::bad_request(
                     "A non-empty \"rescue_password\" is required when setting target provision state to rescue",

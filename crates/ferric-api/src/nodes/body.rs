@@ -141,9 +141,9 @@ pub fn patch_document(node: &Node) -> Value {
             "description" => json!(node.description),
             "disable_power_off" => json!(node.disable_power_off),
             "driver" => json!(node.driver),
-            "driver_info" => Value::Object(node.driver_info.clone()),
+            "driver_info" => Value::Object(node.driver_info.clone().into()),
             "extra" => Value::Object(node.extra.clone()),
-            "instance_info" => Value::Object(node.instance_info.clone()),
+            "instance_info" => Value::Object(node.instance_info.clone().into()),
             "instance_name" => json!(node.instance_name),
             "instance_uuid" => json!(node.instance_uuid),
             "lessee" => json!(node.lessee),
@@ -280,11 +280,14 @@ pub fn apply(node: &mut Node, f: &Fields<'_>, patching: bool) -> Result<(), ApiE
         disable_power_off,
         f.boolean("disable_power_off")?.unwrap_or(false)
     );
-    set!(driver_info, f.object("driver_info")?.unwrap_or_default());
+    set!(
+        driver_info,
+        f.object("driver_info")?.unwrap_or_default().into()
+    );
     set!(extra, f.object("extra")?.unwrap_or_default());
     set!(
         instance_info,
-        f.object("instance_info")?.unwrap_or_default()
+        f.object("instance_info")?.unwrap_or_default().into()
     );
     set!(instance_name, f.string("instance_name", 255)?);
     set!(instance_uuid, f.uuid("instance_uuid")?);

@@ -36,15 +36,31 @@ async fn abort_flow(mut task: Task, kind: StepKind) -> Result<()> {
         task.release().await?;
         return Ok(());
     }
+    abort_now(task, kind).await
+}
+
+/// Ends a waiting or held step flow by request, now: the interface cleans
+/// up, the node lands in the flow's failed state saying so. Also where a
+/// flow marked `abort_after` goes once its step has ended.
+pub(crate) async fn abort_now(mut task: Task, kind: StepKind) -> Result<()> {
+    let current = kind.current(&mut task).clone();
     let msg = format!(
         "By request, the {} operation was aborted{}",
         flow_noun(kind),
         super::step_suffix(&current)
     );
-    let driver = task.driver()?;
+    task.driver()?;
     let cleanup = match kind {
-        StepKind::Clean => driver.deploy.tear_down_cleaning(&mut task.dtask()).await,
-        StepKind::Deploy => driver.deploy.clean_up(&mut task.dtask()).await,
+        StepKind::Clean => {
+            task.call("deploy.tear_down_cleaning", |d, t| {
+                d.deploy.tear_down_cleaning(t)
+            })
+            .await
+        }
+        StepKind::Deploy => {
+            task.call("deploy.clean_up", |d, t| d.deploy.clean_up(t))
+                .await
+        }
         StepKind::Service => Ok(()),
     };
     kind.current(&mut task).clear();
@@ -81,8 +97,8 @@ fn flow_noun(kind: StepKind) -> &'static str {
 }
 
 async fn abort_inspection(mut task: Task) -> Result<()> {
-    let driver = task.driver()?;
-    if let Err(e) = driver.inspect.abort(&mut task.dtask()).await {
+    task.driver()?;
+    if let Err(e) = task.call("inspect.abort", |d, t| d.inspect.abort(t)).await {
         let e = ConductorError::from_driver(&task.node.driver, e);
         return super::refuse(task, e).await;
     }
@@ -95,8 +111,11 @@ async fn abort_inspection(mut task: Task) -> Result<()> {
 async fn abort_rescue(mut task: Task) -> Result<()> {
     super::rescue::forget_rescue_password(&mut task);
     task.remove_internal("agent_url");
-    let driver = task.driver()?;
-    if let Err(e) = driver.rescue.clean_up(&mut task.dtask()).await {
+    task.driver()?;
+    if let Err(e) = task
+        .call("rescue.clean_up", |d, t| d.rescue.clean_up(t))
+        .await
+    {
         let msg = "Failed to clean up rescue after aborting the operation".to_owned();
         tracing::warn!(node = %task.node.uuid, error = %e, "{msg}");
         task.node.maintenance = true;
@@ -156,7 +175,7 @@ pub(crate) async fn start_unhold(mut task: Task) -> Result<()> {
 async fn resume(mut task: Task, kind: StepKind, target: Option<S>) -> Result<()> {
     task.fire(Event::Resume, target)?;
     task.save().await?;
-    let next = steps::next_index(&task, kind);
+    let next = steps::next_index(&mut task, kind);
     match kind {
         StepKind::Clean => super::clean::continue_from(task, next).await,
         StepKind::Deploy => super::deploy::continue_from(task, next).await,

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::steps::{self, StepKind, StepsEnd};
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
 /// `provide`: manageable → cleaning → available.
 pub(crate) async fn start_provide(task: Task) -> Result<()> {
@@ -78,14 +79,12 @@ pub(crate) async fn start_manual(
 
 async fn validate_for_cleaning(task: &mut Task) -> Result<(), String> {
     let uuid = task.node.uuid;
-    let driver = task.driver().map_err(|e| e.to_string())?;
+    task.driver().map_err(|e| e.to_string())?;
     let prefix = |e: ferric_drivers::DriverError| {
         format!("Validation of node {uuid} for cleaning failed: {e}")
     };
-    driver.power.validate(&task.dtask()).await.map_err(prefix)?;
-    driver
-        .network
-        .validate(&task.dtask())
+    task.validate(InterfaceKind::Power).await.map_err(prefix)?;
+    task.validate(InterfaceKind::Network)
         .await
         .map_err(prefix)?;
     Ok(())
@@ -96,6 +95,11 @@ fn is_manual(task: &Task) -> bool {
 }
 
 /// Runs cleaning from the start. `manual` carries the user's steps.
+///
+/// The user's steps are stored before the ramdisk is prepared: when
+/// preparing means booting an agent, the node waits, and its steps are
+/// planned (and checked against what the agent offers) on the agent's
+/// first heartbeat, from what was stored.
 pub(crate) async fn run(
     mut task: Task,
     manual: Option<(Vec<JsonObject>, Option<bool>)>,
@@ -110,34 +114,59 @@ pub(crate) async fn run(
         return fail(task, msg).await;
     }
     super::wipe_cleaning_info(&mut task);
-    let driver = task.driver()?;
-    match driver.deploy.prepare_cleaning(&mut task.dtask()).await {
-        Ok(ferric_drivers::Outcome::Wait) => return steps::park(task, &StepsEnd::Wait).await,
-        Ok(ferric_drivers::Outcome::Done) => {}
+    if let Some((user, disable_ramdisk)) = manual {
+        let user = user.into_iter().map(serde_json::Value::Object).collect();
+        task.set_internal("clean_steps", serde_json::Value::Array(user));
+        task.set_internal("cleaning_disable_ramdisk", json!(disable_ramdisk));
+        task.set_internal("declarative_cleaning", json!(true));
+    }
+    task.save().await?;
+    let prepared = task
+        .call("deploy.prepare_cleaning", |d, t| {
+            d.deploy.prepare_cleaning(t)
+        })
+        .await;
+    match prepared {
+        Ok(ferric_drivers::Outcome::Done) => start_steps(task).await,
+        Ok(_) => steps::park(task, &StepsEnd::Wait).await,
         Err(e) => {
             let msg = format!(
                 "Failed to prepare node {} for cleaning: {e}",
                 task.node.uuid
             );
-            return fail(task, msg).await;
+            fail(task, msg).await
         }
     }
-    let steps = match &manual {
-        None => steps::automated_steps(&driver, StepKind::Clean),
-        Some((user, disable_ramdisk)) => {
-            task.set_internal("cleaning_disable_ramdisk", json!(disable_ramdisk));
-            task.set_internal("declarative_cleaning", json!(true));
-            match steps::validate_user_steps(&driver, StepKind::Clean, user) {
-                Ok(s) => s,
-                Err(e) => {
-                    let msg = format!("Cannot clean node {}: {e}", task.node.uuid);
-                    return fail(task, msg).await;
-                }
-            }
+}
+
+/// Plans the clean steps, now that every interface (and the agent, if the
+/// flow boots one) can say which it offers, stores them and runs them from
+/// the first.
+pub(crate) async fn start_steps(mut task: Task) -> Result<()> {
+    let planned = plan(&task);
+    match planned {
+        Ok(steps) => {
+            steps::store(&mut task, StepKind::Clean, steps);
+            continue_from(task, 0).await
         }
-    };
-    steps::store(&mut task, StepKind::Clean, steps);
-    continue_from(task, 0).await
+        Err(msg) => fail(task, msg).await,
+    }
+}
+
+/// The automated steps, or the user's stored ones checked against what the
+/// driver offers.
+fn plan(task: &Task) -> Result<Vec<JsonObject>, String> {
+    let driver = task.driver().map_err(|e| e.to_string())?;
+    if task.internal("declarative_cleaning") != Some(&json!(true)) {
+        return Ok(steps::automated_steps(&driver, &task.node, StepKind::Clean));
+    }
+    let user: Vec<JsonObject> = task
+        .internal("clean_steps")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
+        .unwrap_or_default();
+    steps::validate_user_steps(&driver, &task.node, StepKind::Clean, &user)
+        .map_err(|e| format!("Cannot clean node {}: {e}", task.node.uuid))
 }
 
 fn automated_clean_enabled(task: &Task) -> bool {
@@ -159,8 +188,13 @@ pub(crate) async fn continue_from(mut task: Task, start: usize) -> Result<()> {
 async fn finish(mut task: Task) -> Result<()> {
     task.node.clean_step.clear();
     super::wipe_cleaning_info(&mut task);
-    let driver = task.driver()?;
-    if let Err(e) = driver.deploy.tear_down_cleaning(&mut task.dtask()).await {
+    task.driver()?;
+    if let Err(e) = task
+        .call("deploy.tear_down_cleaning", |d, t| {
+            d.deploy.tear_down_cleaning(t)
+        })
+        .await
+    {
         let msg = format!(
             "Failed to tear down from cleaning for node {}, reason: {e}",
             task.node.uuid
@@ -189,8 +223,13 @@ pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
             task.node.maintenance_reason = Some(msg.clone());
         }
     }
-    if let Ok(driver) = task.driver() {
-        if let Err(e) = driver.deploy.tear_down_cleaning(&mut task.dtask()).await {
+    if task.driver().is_ok() {
+        if let Err(e) = task
+            .call("deploy.tear_down_cleaning", |d, t| {
+                d.deploy.tear_down_cleaning(t)
+            })
+            .await
+        {
             msg.push_str(&format!(
                 ". Also Failed to tear down cleaning on node {}, reason: {e}",
                 task.node.uuid

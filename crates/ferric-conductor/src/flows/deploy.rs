@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::steps::{self, StepKind, StepsEnd};
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
 /// What a deploy request carries.
 pub(crate) struct DeployRequest {
@@ -45,19 +46,15 @@ async fn check(task: &mut Task, req: &DeployRequest) -> Result<()> {
     }
     let driver = task.driver()?;
     let prefix = format!("Failed to validate deploy or power info for node {uuid}: ");
-    driver
-        .power
-        .validate(&task.dtask())
+    task.validate(InterfaceKind::Power)
         .await
         .map_err(|e| super::invalid(&prefix, e))?;
-    driver
-        .deploy
-        .validate(&task.dtask())
+    task.validate(InterfaceKind::Deploy)
         .await
         .map_err(|e| super::invalid(&prefix, e))?;
     check_instance_traits(task).map_err(|e| ConductorError::Invalid(format!("{prefix}{e}")))?;
     // Steps the driver lacks are refused now, not after the 202.
-    plan_steps(&driver, &req.deploy_steps)
+    plan_steps(&driver, &task.node, &req.deploy_steps, steps::Missing::Skip)
         .map(drop)
         .map_err(ConductorError::Invalid)
 }
@@ -111,10 +108,13 @@ async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
             .insert("configdrive".into(), configdrive);
     }
     let driver = task.driver()?;
-    if let Err(e) = driver.deploy.prepare(&mut task.dtask()).await {
+    if let Err(e) = task
+        .call("deploy.prepare", |d, t| d.deploy.prepare(t))
+        .await
+    {
         return fail(task, format!("Failed to prepare to deploy: {e}")).await;
     }
-    let steps = match plan_steps(&driver, &req.deploy_steps) {
+    let steps = match plan_steps(&driver, &task.node, &req.deploy_steps, steps::Missing::Skip) {
         Ok(s) => s,
         Err(e) => return fail(task, e).await,
     };
@@ -129,11 +129,15 @@ async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
 /// The driver's deploy steps, overridden by the user's: a user step with
 /// the same interface and name replaces the driver's priority and args;
 /// priority 0 turns it off.
+/// Until the agent is up, user steps it alone may offer are left out
+/// (`Missing::Skip`); the plan is made again, strictly, once it is.
 fn plan_steps(
     driver: &ferric_drivers::Driver,
+    node: &ferric_core::Node,
     user: &[JsonObject],
+    missing: steps::Missing,
 ) -> Result<Vec<JsonObject>, String> {
-    let validated = steps::validate_user_steps(driver, StepKind::Deploy, user)
+    let validated = steps::check_user_steps(driver, node, StepKind::Deploy, user, missing)
         .map_err(|e| format!("Cannot get deploy steps; failed to deploy: {e}"))?;
     let key = |s: &JsonObject| (s.get("interface").cloned(), s.get("step").cloned());
     for u in &validated {
@@ -146,7 +150,7 @@ fn plan_steps(
                 .into());
         }
     }
-    let mut plan: Vec<JsonObject> = steps::automated_steps(driver, StepKind::Deploy)
+    let mut plan: Vec<JsonObject> = steps::automated_steps(driver, node, StepKind::Deploy)
         .into_iter()
         .filter(|d| !validated.iter().any(|u| key(u) == key(d)))
         .collect();
@@ -184,8 +188,11 @@ async fn finish(mut task: Task) -> Result<()> {
 pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
     tracing::warn!(node = %task.node.uuid, error = %msg, "deploy failed");
     let mut msg = msg;
-    if let Ok(driver) = task.driver() {
-        if let Err(e) = driver.deploy.clean_up(&mut task.dtask()).await {
+    if task.driver().is_ok() {
+        if let Err(e) = task
+            .call("deploy.clean_up", |d, t| d.deploy.clean_up(t))
+            .await
+        {
             msg.push_str(&format!(". Also failed to clean up due to: {e}"));
         }
     }
@@ -204,10 +211,14 @@ pub(crate) async fn start_adopt(task: Task) -> Result<()> {
 }
 
 async fn adopt(mut task: Task) -> Result<()> {
-    let driver = task.driver()?;
-    let mut result = driver.deploy.prepare(&mut task.dtask()).await;
+    task.driver()?;
+    let mut result = task
+        .call("deploy.prepare", |d, t| d.deploy.prepare(t))
+        .await;
     if result.is_ok() {
-        result = driver.deploy.take_over(&mut task.dtask()).await;
+        result = task
+            .call("deploy.take_over", |d, t| d.deploy.take_over(t))
+            .await;
     }
     match result {
         Ok(()) => task.fire(Event::Done, None)?,
@@ -221,5 +232,41 @@ async fn adopt(mut task: Task) -> Result<()> {
         }
     }
     task.release().await?;
+    Ok(())
+}
+
+/// Plans the deploy steps again once the agent is up and has said which
+/// steps it offers (the user's steps are checked against those too), and
+/// keeps the place of the step under way.
+pub(crate) fn replan(task: &mut Task) -> Result<(), String> {
+    let driver = task.driver().map_err(|e| e.to_string())?;
+    let user: Vec<JsonObject> = task
+        .internal("user_deploy_steps")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
+        .unwrap_or_default();
+    let plan = plan_steps(&driver, &task.node, &user, steps::Missing::Refuse).map_err(|e| {
+        format!(
+            "Failed to validate the final deploy steps list for node {}: {e}",
+            task.node.uuid
+        )
+    })?;
+    let same = |s: &JsonObject| {
+        s.get("interface") == task.node.deploy_step.get("interface")
+            && s.get("step") == task.node.deploy_step.get("step")
+    };
+    let index = plan.iter().position(same).ok_or_else(|| {
+        format!(
+            "Failed to validate the final deploy steps list for node {}: the step under way, {}, is no longer in it",
+            task.node.uuid,
+            ferric_core::step_repr(&task.node.deploy_step)
+        )
+    })?;
+    task.set_internal(
+        StepKind::Deploy.list_key(),
+        Value::Array(plan.into_iter().map(Value::Object).collect()),
+    );
+    task.set_internal(StepKind::Deploy.index_key(), json!(index));
+    task.set_internal("steps_validated", json!(true));
     Ok(())
 }

@@ -5,14 +5,15 @@ use ferric_drivers::Outcome;
 
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
 pub(crate) async fn start(mut task: Task) -> Result<()> {
     let validated = async {
-        let driver = task.driver()?;
+        task.driver()?;
         let name = task.node.driver.clone();
         let fail = |e| ConductorError::from_driver(&name, e);
-        driver.power.validate(&task.dtask()).await.map_err(fail)?;
-        driver.inspect.validate(&task.dtask()).await.map_err(fail)
+        task.validate(InterfaceKind::Power).await.map_err(fail)?;
+        task.validate(InterfaceKind::Inspect).await.map_err(fail)
     }
     .await;
     if let Err(e) = validated {
@@ -22,10 +23,15 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
 }
 
 async fn run(mut task: Task) -> Result<()> {
-    let driver = task.driver()?;
-    match driver.inspect.inspect_hardware(&mut task.dtask()).await {
+    task.driver()?;
+    match task
+        .call("inspect.inspect_hardware", |d, t| {
+            d.inspect.inspect_hardware(t)
+        })
+        .await
+    {
         Ok(Outcome::Done) => task.fire(Event::Done, None)?,
-        Ok(Outcome::Wait) => task.fire(Event::Wait, None)?,
+        Ok(Outcome::Wait | Outcome::RerunAfterReboot) => task.fire(Event::Wait, None)?,
         Err(e) => {
             task.node.last_error = Some(e.to_string());
             task.fire(Event::Fail, None)?;

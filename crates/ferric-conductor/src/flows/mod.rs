@@ -6,6 +6,7 @@
 pub(crate) mod abort;
 pub(crate) mod clean;
 pub(crate) mod deploy;
+pub(crate) mod heartbeat;
 pub(crate) mod inspect;
 pub(crate) mod rescue;
 pub(crate) mod service;
@@ -70,12 +71,36 @@ pub(crate) fn invalid(prefix: &str, e: DriverError) -> ConductorError {
 }
 
 /// Clears the per-flow keys Ironic keeps in `driver_internal_info` while
-/// a flow runs; the list key stays, set to null, as Ironic leaves it.
+/// a flow runs; the list key stays, set to null, as Ironic leaves it. The
+/// agent's address and token go too, unless fast track keeps the agent
+/// for the next flow.
 fn wipe_internal(task: &mut Task, list_key: &str, keys: &[&str]) {
     task.set_internal(list_key, Value::Null);
     for key in keys {
         task.remove_internal(key);
     }
+    for key in [
+        "skip_current_clean_step",
+        "skip_current_deploy_step",
+        "skip_current_service_step",
+        "cleaning_reboot",
+        "deployment_reboot",
+        "servicing_reboot",
+        "step_interrupted",
+    ] {
+        task.remove_internal(key);
+    }
+    if !fast_track_able(task) {
+        for key in ["agent_url", "agent_secret_token", "agent_verify_ca"] {
+            task.remove_internal(key);
+        }
+    }
+}
+
+/// Whether a live agent may be kept from one flow to the next (Ironic's
+/// `fast_track_able`): fast track is on and nothing went wrong.
+pub(crate) fn fast_track_able(task: &Task) -> bool {
+    task.inner.registry.config().deploy.fast_track && task.node.last_error.is_none()
 }
 
 pub(crate) fn wipe_deploy_info(task: &mut Task) {

@@ -7,8 +7,12 @@ use serde_json::json;
 
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
-pub(crate) async fn start_rescue(mut task: Task, password: String) -> Result<()> {
+pub(crate) async fn start_rescue(
+    mut task: Task,
+    password: ferric_core::Secret<String>,
+) -> Result<()> {
     if task.node.maintenance {
         let node = task.node.uuid.to_string();
         return super::refuse(
@@ -31,19 +35,19 @@ pub(crate) async fn start_rescue(mut task: Task, password: String) -> Result<()>
     let store_password = |t: &mut Task| {
         t.node
             .instance_info
-            .insert("rescue_password".into(), json!(password));
+            .insert("rescue_password".into(), json!(password.expose()));
     };
     super::begin(task, Event::Rescue, None, "rescue", store_password, rescue).await
 }
 
 async fn validate(task: &mut Task, with_rescue: bool) -> Result<(), String> {
-    let driver = task.driver().map_err(|e| e.to_string())?;
+    task.driver().map_err(|e| e.to_string())?;
     let name = task.node.driver.clone();
     let text = |e| ConductorError::from_driver(&name, e).to_string();
-    driver.power.validate(&task.dtask()).await.map_err(text)?;
+    task.validate(InterfaceKind::Power).await.map_err(text)?;
     if with_rescue {
-        driver.rescue.validate(&task.dtask()).await.map_err(text)?;
-        driver.network.validate(&task.dtask()).await.map_err(text)?;
+        task.validate(InterfaceKind::Rescue).await.map_err(text)?;
+        task.validate(InterfaceKind::Network).await.map_err(text)?;
     }
     Ok(())
 }
@@ -54,10 +58,10 @@ pub(crate) fn forget_rescue_password(task: &mut Task) {
 }
 
 async fn rescue(mut task: Task) -> Result<()> {
-    let driver = task.driver()?;
-    match driver.rescue.rescue(&mut task.dtask()).await {
+    task.driver()?;
+    match task.call("rescue.rescue", |d, t| d.rescue.rescue(t)).await {
         Ok(Outcome::Done) => task.fire(Event::Done, None)?,
-        Ok(Outcome::Wait) => task.fire(Event::Wait, None)?,
+        Ok(Outcome::Wait | Outcome::RerunAfterReboot) => task.fire(Event::Wait, None)?,
         Err(e) => {
             forget_rescue_password(&mut task);
             task.node.last_error = Some(format!("Failed to rescue: {e}"));
@@ -93,8 +97,11 @@ pub(crate) async fn start_unrescue(mut task: Task) -> Result<()> {
 }
 
 async fn unrescue(mut task: Task) -> Result<()> {
-    let driver = task.driver()?;
-    match driver.rescue.unrescue(&mut task.dtask()).await {
+    task.driver()?;
+    match task
+        .call("rescue.unrescue", |d, t| d.rescue.unrescue(t))
+        .await
+    {
         Ok(()) => task.fire(Event::Done, None)?,
         Err(e) => {
             task.node.last_error = Some(format!("Failed to unrescue: {e}"));

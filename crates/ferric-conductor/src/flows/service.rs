@@ -7,6 +7,7 @@ use serde_json::json;
 use super::steps::{self, StepKind, StepsEnd};
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
 pub(crate) async fn start(
     mut task: Task,
@@ -26,16 +27,12 @@ pub(crate) async fn start(
     }
     let uuid = task.node.uuid;
     let validated = async {
-        let driver = task.driver()?;
+        task.driver()?;
         let prefix = format!("Validation of node {uuid} for servicing failed: ");
-        driver
-            .power
-            .validate(&task.dtask())
+        task.validate(InterfaceKind::Power)
             .await
             .map_err(|e| super::invalid(&prefix, e))?;
-        driver
-            .network
-            .validate(&task.dtask())
+        task.validate(InterfaceKind::Network)
             .await
             .map_err(|e| super::invalid(&prefix, e))
     }
@@ -56,13 +53,14 @@ async fn run(
     super::wipe_service_info(&mut task);
     task.set_internal("service_disable_ramdisk", json!(disable_ramdisk));
     let driver = task.driver()?;
-    let steps = match steps::validate_user_steps(&driver, StepKind::Service, &user_steps) {
-        Ok(s) => s,
-        Err(e) => {
-            let msg = format!("Cannot service node {}: {e}", task.node.uuid);
-            return fail(task, msg).await;
-        }
-    };
+    let steps =
+        match steps::validate_user_steps(&driver, &task.node, StepKind::Service, &user_steps) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("Cannot service node {}: {e}", task.node.uuid);
+                return fail(task, msg).await;
+            }
+        };
     steps::store(&mut task, StepKind::Service, steps);
     continue_from(task, 0).await
 }

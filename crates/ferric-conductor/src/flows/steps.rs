@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use ferric_core::{Event, InterfaceKind, JsonObject, PowerState};
+use ferric_core::{Event, InterfaceKind, JsonObject, Node, PowerState};
 use ferric_drivers::{Driver, Outcome, StepDef, StepFlow};
 use serde_json::{json, Value};
 
@@ -58,8 +58,28 @@ impl StepKind {
         }
     }
 
+    /// `driver_internal_info` key that, set to false, makes the current
+    /// step run again when the flow resumes (Ironic's name).
+    pub(crate) fn skip_key(self) -> &'static str {
+        match self {
+            StepKind::Clean => "skip_current_clean_step",
+            StepKind::Deploy => "skip_current_deploy_step",
+            StepKind::Service => "skip_current_service_step",
+        }
+    }
+
+    /// `driver_internal_info` key set while the node reboots at a step's
+    /// request (Ironic's name).
+    pub(crate) fn reboot_key(self) -> &'static str {
+        match self {
+            StepKind::Clean => "cleaning_reboot",
+            StepKind::Deploy => "deployment_reboot",
+            StepKind::Service => "servicing_reboot",
+        }
+    }
+
     /// The node field showing the step in progress.
-    pub(crate) fn current(self, task: &mut Task) -> &mut JsonObject {
+    pub(crate) fn current(self, task: &mut Task) -> &mut ferric_core::Fields {
         match self {
             StepKind::Clean => &mut task.node.clean_step,
             StepKind::Deploy => &mut task.node.deploy_step,
@@ -117,6 +137,12 @@ pub(crate) fn step_json(def: &StepDef) -> JsonObject {
         def.argsinfo.clone().unwrap_or(Value::Null),
     );
     obj.insert("interface".into(), json!(def.interface.as_str()));
+    if def.reboot_requested {
+        obj.insert("reboot_requested".into(), json!(true));
+    }
+    if def.requires_ramdisk {
+        obj.insert("requires_ramdisk".into(), json!(true));
+    }
     obj
 }
 
@@ -142,9 +168,9 @@ pub(crate) fn sort_steps(steps: &mut [JsonObject]) {
 
 /// The steps an automated flow runs: the driver's steps with a priority
 /// above zero, in order.
-pub(crate) fn automated_steps(driver: &Driver, kind: StepKind) -> Vec<JsonObject> {
+pub(crate) fn automated_steps(driver: &Driver, node: &Node, kind: StepKind) -> Vec<JsonObject> {
     let mut steps: Vec<JsonObject> = driver
-        .steps(kind.flow())
+        .steps(kind.flow(), node)
         .iter()
         .filter(|s| s.priority > 0)
         .map(step_json)
@@ -157,10 +183,30 @@ pub(crate) fn automated_steps(driver: &Driver, kind: StepKind) -> Vec<JsonObject
 /// in their priority and abortability. Reserved steps pass as they are.
 pub(crate) fn validate_user_steps(
     driver: &Driver,
+    node: &Node,
     kind: StepKind,
     user: &[JsonObject],
 ) -> Result<Vec<JsonObject>, String> {
-    let offered = driver.steps(kind.flow());
+    check_user_steps(driver, node, kind, user, Missing::Refuse)
+}
+
+/// What to do with a user's step the driver does not offer (yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    Refuse,
+    /// Leave it out for now: it may be one of the agent's, which are known
+    /// only once the agent is up (Ironic's `skip_missing`).
+    Skip,
+}
+
+pub(crate) fn check_user_steps(
+    driver: &Driver,
+    node: &Node,
+    kind: StepKind,
+    user: &[JsonObject],
+    missing: Missing,
+) -> Result<Vec<JsonObject>, String> {
+    let offered = driver.steps(kind.flow(), node);
     let mut errors = Vec::new();
     let mut validated = Vec::new();
     for step in user {
@@ -174,11 +220,13 @@ pub(crate) fn validate_user_steps(
             .iter()
             .find(|d| Some(d.interface) == iface && d.step == name)
         else {
-            errors.push(format!(
-                "node does not support this {} step: {}",
-                kind.name(),
-                ferric_core::python_repr(&Value::Object(step.clone()))
-            ));
+            if missing == Missing::Refuse {
+                errors.push(format!(
+                    "node does not support this {} step: {}",
+                    kind.name(),
+                    ferric_core::step_repr(step)
+                ));
+            }
             continue;
         };
         let args = step
@@ -267,12 +315,11 @@ pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> 
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
         .unwrap_or_default();
-    let driver = task.driver()?;
     for (index, step) in steps.iter().enumerate().skip(start) {
-        *kind.current(task) = step.clone();
+        *kind.current(task) = step.clone().into();
         task.set_internal(kind.index_key(), json!(index));
         task.save().await?;
-        match run_one(task, &driver, kind, step).await? {
+        match run_one(task, kind, step).await? {
             StepEnd::Next => {}
             StepEnd::Pause(d) => pause(task, d).await?,
             StepEnd::Stop(end) => return Ok(end),
@@ -283,12 +330,21 @@ pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> 
     Ok(StepsEnd::Done)
 }
 
-/// The index to resume from after the step at the stored index ended.
-pub(crate) fn next_index(task: &Task, kind: StepKind) -> usize {
-    task.internal(kind.index_key())
+/// The index to resume from after the step at the stored index ended: the
+/// next one, or the same one again if the step asked to be re-run (the
+/// flag is consumed).
+pub(crate) fn next_index(task: &mut Task, kind: StepKind) -> usize {
+    let rerun = task.internal(kind.skip_key()) == Some(&Value::Bool(false));
+    task.remove_internal(kind.skip_key());
+    let current = task
+        .internal(kind.index_key())
         .and_then(Value::as_u64)
-        .and_then(|i| usize::try_from(i).ok())
-        .map_or(0, |i| i + 1)
+        .and_then(|i| usize::try_from(i).ok());
+    match current {
+        None => 0,
+        Some(i) if rerun => i,
+        Some(i) => i + 1,
+    }
 }
 
 /// Sits in the flow's wait state for `d`, holding the lock, then resumes.
@@ -322,12 +378,7 @@ pub(crate) async fn park(mut task: Task, end: &StepsEnd) -> Result<()> {
     Ok(())
 }
 
-async fn run_one(
-    task: &mut Task,
-    driver: &Driver,
-    kind: StepKind,
-    step: &JsonObject,
-) -> Result<StepEnd> {
+async fn run_one(task: &mut Task, kind: StepKind, step: &JsonObject) -> Result<StepEnd> {
     let name = name_of(step).to_owned();
     let args = step
         .get("args")
@@ -360,13 +411,19 @@ async fn run_one(
         let msg = step_failure(task, kind, step, "unknown interface");
         return Ok(StepEnd::Stop(StepsEnd::Failed(msg)));
     };
-    let outcome = driver
-        .interface(iface)
-        .execute_step(&mut task.dtask(), &name, &args)
+    let operation = format!("{iface}.{name}");
+    let outcome = task
+        .call(&operation, move |d, t| {
+            Box::pin(async move { d.interface(iface).execute_step(t, &name, &args).await })
+        })
         .await;
     Ok(match outcome {
         Ok(Outcome::Done) => StepEnd::Next,
         Ok(Outcome::Wait) => StepEnd::Stop(StepsEnd::Wait),
+        Ok(Outcome::RerunAfterReboot) => {
+            task.set_internal(kind.skip_key(), json!(false));
+            StepEnd::Stop(StepsEnd::Wait)
+        }
         Err(e) => StepEnd::Stop(StepsEnd::Failed(step_failure(
             task,
             kind,
@@ -386,7 +443,7 @@ fn step_failure(task: &Task, kind: StepKind, step: &JsonObject, error: &str) -> 
         _ => format!(
             "Node {} failed step {}: {error}",
             task.node.uuid,
-            ferric_core::python_repr(&Value::Object(step.clone()))
+            ferric_core::step_repr(step)
         ),
     }
 }

@@ -5,6 +5,7 @@ use ferric_core::{Event, ProvisionState};
 
 use crate::error::{ConductorError, Result};
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
 pub(crate) async fn start(mut task: Task) -> Result<()> {
     task.remove_internal("agent_url");
@@ -13,9 +14,8 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
         return super::refuse(task, ConductorError::NodeProtected(node)).await;
     }
     let validated = match task.driver() {
-        Ok(driver) => driver
-            .power
-            .validate(&task.dtask())
+        Ok(_) => task
+            .validate(InterfaceKind::Power)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -39,8 +39,8 @@ pub(crate) async fn start(mut task: Task) -> Result<()> {
 }
 
 async fn run(mut task: Task, previous: ProvisionState) -> Result<()> {
-    let driver = task.driver()?;
-    let torn_down = tear_down(&mut task, &driver, previous).await;
+    task.driver()?;
+    let torn_down = tear_down(&mut task, previous).await;
     forget_instance(&mut task);
     if let Err(e) = torn_down {
         task.node.last_error = Some(format!("Failed to tear down: {e}"));
@@ -55,7 +55,6 @@ async fn run(mut task: Task, previous: ProvisionState) -> Result<()> {
 
 async fn tear_down(
     task: &mut Task,
-    driver: &ferric_drivers::Driver,
     previous: ProvisionState,
 ) -> Result<(), ferric_drivers::DriverError> {
     use ProvisionState as S;
@@ -63,13 +62,17 @@ async fn tear_down(
         previous,
         S::RescueWait | S::Rescue | S::UnrescueFailed | S::RescueFailed
     ) {
-        driver.rescue.clean_up(&mut task.dtask()).await?;
+        task.call("rescue.clean_up", |d, t| d.rescue.clean_up(t))
+            .await?;
     }
     if task.node.console_enabled {
-        driver.console.stop_console(&mut task.dtask()).await?;
+        task.call("console.stop_console", |d, t| d.console.stop_console(t))
+            .await?;
     }
-    driver.deploy.clean_up(&mut task.dtask()).await?;
-    driver.deploy.tear_down(&mut task.dtask()).await
+    task.call("deploy.clean_up", |d, t| d.deploy.clean_up(t))
+        .await?;
+    task.call("deploy.tear_down", |d, t| d.deploy.tear_down(t))
+        .await
 }
 
 /// What Ironic forgets about the instance once it is gone, success or not.

@@ -5,6 +5,7 @@ use ferric_core::{Event, ProvisionState};
 
 use crate::error::Result;
 use crate::task::Task;
+use ferric_core::InterfaceKind;
 
 pub(crate) async fn start_manage(mut task: Task) -> Result<()> {
     if task.node.provision_state != ProvisionState::Enroll {
@@ -18,14 +19,13 @@ pub(crate) async fn start_manage(mut task: Task) -> Result<()> {
 /// Checks the power interface's settings and reads the power state.
 async fn verify(mut task: Task) -> Result<()> {
     let uuid = task.node.uuid;
-    let driver = task.driver()?;
-    let outcome = match driver.power.validate(&task.dtask()).await {
+    task.driver()?;
+    let outcome = match task.validate(InterfaceKind::Power).await {
         Err(e) => Err(format!(
             "Failed to validate power driver interface for node {uuid}. Error: {e}"
         )),
-        Ok(()) => driver
-            .power
-            .get_power_state(&task.dtask())
+        Ok(()) => task
+            .call("power.get_power_state", |d, t| d.power.get_power_state(t))
             .await
             .map_err(|e| format!("Failed to get power state for node {uuid}. Error: {e}")),
     };

@@ -12,8 +12,9 @@ use ferric_core::{Ident, Node, NodeUuid, PowerState, ProvisionState as S};
 use ferric_db::{NodeFilter, Page};
 
 use crate::error::{ConductorError, Result};
-use crate::task::Task;
+use crate::task::{call_unlocked, Task};
 use crate::Inner;
+use ferric_core::InterfaceKind;
 
 /// Consecutive failures per node, kept between runs.
 #[derive(Default)]
@@ -71,15 +72,26 @@ impl PowerSync {
             return Ok(());
         }
         let uuid = node.uuid;
-        let task = ferric_drivers::Task {
-            node: &mut node,
-            ports: &[],
-        };
-        if task.node.power_state.is_none() && driver.power.validate(&task).await.is_err() {
-            self.count(uuid, false);
-            return Ok(());
+        let mut ports = Vec::new();
+        if node.power_state.is_none() {
+            let valid = call_unlocked(inner, &mut node, &mut ports, "power.validate", |d, t| {
+                d.power.validate(t)
+            })
+            .await;
+            if valid.is_err() {
+                self.count(uuid, false);
+                return Ok(());
+            }
         }
-        let actual = read_power(&driver, &task).await;
+        let read = call_unlocked(
+            inner,
+            &mut node,
+            &mut ports,
+            "power.get_power_state",
+            |d, t| d.power.get_power_state(t),
+        )
+        .await;
+        let actual = known(read);
         let failures = self.count(uuid, actual.is_none());
         let cfg = &inner.config;
         if decide(
@@ -103,7 +115,7 @@ impl PowerSync {
             Err(e) => return Err(e),
         };
         // Read again under the lock: a power change may have landed since.
-        let actual = read_power(&driver, &task.dtask()).await.or(actual);
+        let actual = known(read_power(&mut task).await).or(actual);
         let recorded = task.node.power_state;
         match decide(recorded, actual, failures, task.node.disable_power_off, cfg) {
             Sync::Nothing => {}
@@ -136,12 +148,8 @@ pub(crate) async fn recover_power_failures(inner: &Arc<Inner>) -> Result<()> {
             Err(ConductorError::NodeLocked { .. } | ConductorError::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         };
-        let Ok(driver) = task.driver() else {
-            task.release_unchanged().await?;
-            continue;
-        };
-        let answer = match driver.power.validate(&task.dtask()).await {
-            Ok(()) => read_power(&driver, &task.dtask()).await,
+        let answer = match task.validate(InterfaceKind::Power).await {
+            Ok(()) => known(read_power(&mut task).await),
             Err(_) => None,
         };
         let Some(power) = answer.filter(|_| task.node.fault.as_deref() == Some("power failure"))
@@ -159,12 +167,14 @@ pub(crate) async fn recover_power_failures(inner: &Arc<Inner>) -> Result<()> {
     Ok(())
 }
 
+async fn read_power(task: &mut Task) -> Result<PowerState, ferric_drivers::DriverError> {
+    task.call("power.get_power_state", |d, t| d.power.get_power_state(t))
+        .await
+}
+
 /// The BMC's answer, or `None` if it could not say.
-async fn read_power(
-    driver: &ferric_drivers::Driver,
-    task: &ferric_drivers::Task<'_>,
-) -> Option<PowerState> {
-    match driver.power.get_power_state(task).await {
+fn known(read: Result<PowerState, ferric_drivers::DriverError>) -> Option<PowerState> {
+    match read {
         Ok(p) if p != PowerState::Error => Some(p),
         _ => None,
     }

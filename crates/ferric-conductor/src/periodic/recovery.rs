@@ -25,7 +25,7 @@ pub(crate) async fn recover_after_restart(inner: &Arc<Inner>) -> Result<()> {
             node.last_error =
                 Some("Pending power operation was aborted due to conductor restart".into());
         }
-        fail_interrupted(&mut node, host, inner.clock.now());
+        recover_interrupted(&mut node, host, inner.clock.now(), agent_window(inner));
         inner
             .store
             .save_node(&node, host, AfterSave::Release)
@@ -84,7 +84,7 @@ pub(crate) async fn recover_orphans(inner: &Arc<Inner>) -> Result<()> {
             Err(DbError::NodeLocked { .. } | DbError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        fail_interrupted(&mut node, host, inner.clock.now());
+        recover_interrupted(&mut node, host, inner.clock.now(), agent_window(inner));
         inner
             .store
             .save_node(&node, host, AfterSave::Release)
@@ -92,6 +92,46 @@ pub(crate) async fn recover_orphans(inner: &Arc<Inner>) -> Result<()> {
         tracing::warn!(node = %node.uuid, state = %node.provision_state, "moved out of an interrupted state");
     }
     Ok(())
+}
+
+/// How recent an agent's last heartbeat must be for an interrupted flow to
+/// wait for it rather than fail: two heartbeat periods.
+fn agent_window(inner: &Inner) -> chrono::Duration {
+    let timeout = inner.registry.config().agent.ramdisk_heartbeat_timeout;
+    chrono::Duration::seconds(i64::try_from(timeout.saturating_mul(2)).unwrap_or(i64::MAX))
+}
+
+/// Moves a node out of an in-progress state its conductor stopped in. A
+/// step flow whose agent is alive goes back to waiting for it: the agent's
+/// next heartbeat carries it on from the step it was at (the step runs again
+/// if the agent never got it). Anything else fails, as in Ironic.
+pub(crate) fn recover_interrupted(
+    node: &mut Node,
+    host: &str,
+    now: DateTime<Utc>,
+    agent_window: chrono::Duration,
+) {
+    use ProvisionState as S;
+    let resumable = matches!(
+        node.provision_state,
+        S::Deploying | S::Cleaning | S::Servicing
+    ) && crate::agent::agent_alive(node, now, agent_window);
+    if !resumable {
+        return fail_interrupted(node, host, now);
+    }
+    let Ok(landing) = land(
+        node.provision_state,
+        Event::Wait,
+        node.target_provision_state,
+    ) else {
+        return fail_interrupted(node, host, now);
+    };
+    tracing::warn!(node = %node.uuid, state = %node.provision_state, "flow interrupted while its agent is alive; waiting for the agent's next heartbeat");
+    node.provision_state = landing.state;
+    node.target_provision_state = landing.target;
+    node.provision_updated_at = Some(now);
+    node.driver_internal_info
+        .insert("step_interrupted".into(), serde_json::Value::Bool(true));
 }
 
 /// Moves a node out of an in-progress state that cannot be resumed.
@@ -118,6 +158,54 @@ pub(crate) fn fail_interrupted(node: &mut Node, host: &str, now: DateTime<Utc>) 
 mod tests {
     use super::*;
     use ferric_core::{Interfaces, NodeUuid};
+
+    #[test]
+    fn a_step_flow_whose_agent_is_alive_waits_for_it_instead_of_failing() {
+        use ProvisionState as S;
+        let now = Utc::now();
+        let window = chrono::Duration::seconds(600);
+        let node_in = |state, heartbeat: chrono::DateTime<Utc>| {
+            let mut node = Node::enroll(
+                NodeUuid::new_random(),
+                "fake-hardware".into(),
+                Interfaces::default(),
+                now,
+            );
+            node.provision_state = state;
+            node.target_provision_state = state.default_target();
+            let info = &mut node.driver_internal_info;
+            info.insert(
+                "agent_url".into(),
+                serde_json::json!("http://192.0.2.1:9999"),
+            );
+            info.insert(
+                "agent_last_heartbeat".into(),
+                serde_json::json!(ferric_core::naive_timestamp(heartbeat)),
+            );
+            node
+        };
+        for (from, to) in [
+            (S::Deploying, S::DeployWait),
+            (S::Cleaning, S::CleanWait),
+            (S::Servicing, S::ServiceWait),
+        ] {
+            let mut node = node_in(from, now - chrono::Duration::seconds(100));
+            let target = node.target_provision_state;
+            recover_interrupted(&mut node, "c1", now, window);
+            assert_eq!(node.provision_state, to, "{from}");
+            assert_eq!(node.target_provision_state, target);
+            assert_eq!(node.last_error, None);
+            assert_eq!(node.driver_internal_info["step_interrupted"], true);
+        }
+        // An agent silent for too long, or a flow no agent carries on,
+        // fails as before.
+        let mut stale = node_in(S::Deploying, now - chrono::Duration::seconds(601));
+        recover_interrupted(&mut stale, "c1", now, window);
+        assert_eq!(stale.provision_state, S::DeployFailed);
+        let mut inspecting = node_in(S::Inspecting, now);
+        recover_interrupted(&mut inspecting, "c1", now, window);
+        assert_eq!(inspecting.provision_state, S::InspectFailed);
+    }
 
     #[test]
     fn interrupted_states_fail_as_ironic_does() {

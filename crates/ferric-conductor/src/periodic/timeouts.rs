@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use ferric_core::{Event, Ident, Node, PowerState, ProvisionState as S};
 use ferric_db::{NodeFilter, Page};
-use serde_json::Value;
 
 use crate::config::ConductorConfig;
 use crate::error::Result;
@@ -38,7 +37,7 @@ pub(crate) fn expired(node: &Node, now: DateTime<Utc>, cfg: &ConductorConfig) ->
         S::CleanWait => format!(
             "Timeout reached while cleaning the node. Please check if the ramdisk responsible for the \
              cleaning is running on the node. Failed on step {}.",
-            ferric_core::python_repr(&Value::Object(node.clean_step.clone()))
+            ferric_core::step_repr(&node.clean_step)
         ),
         S::InspectWait => "Timeout reached while inspecting the node. Please check if the ramdisk \
              responsible for the inspection is running on the node."
@@ -47,7 +46,7 @@ pub(crate) fn expired(node: &Node, now: DateTime<Utc>, cfg: &ConductorConfig) ->
         _ => format!(
             "Timeout reached while servicing the node. Please check if the ramdisk responsible for the \
              servicing is running on the node. Failed on step {}.",
-            ferric_core::python_repr(&Value::Object(node.service_step.clone()))
+            ferric_core::step_repr(&node.service_step)
         ),
     })
 }
@@ -93,8 +92,8 @@ async fn fail_wait(mut task: Task, msg: String) -> Result<()> {
         S::CleanWait => flows::clean::fail(task, msg).await,
         S::ServiceWait => flows::service::fail(task, msg).await,
         S::InspectWait => {
-            if let Ok(driver) = task.driver() {
-                let _ = driver.inspect.abort(&mut task.dtask()).await;
+            if task.driver().is_ok() {
+                let _ = task.call("inspect.abort", |d, t| d.inspect.abort(t)).await;
             }
             task.node.last_error = Some(msg);
             task.fire(Event::Fail, None)?;
@@ -102,8 +101,10 @@ async fn fail_wait(mut task: Task, msg: String) -> Result<()> {
         }
         S::RescueWait => {
             let _ = crate::power::node_power_action(&mut task, PowerState::Off, None).await?;
-            if let Ok(driver) = task.driver() {
-                let _ = driver.rescue.clean_up(&mut task.dtask()).await;
+            if task.driver().is_ok() {
+                let _ = task
+                    .call("rescue.clean_up", |d, t| d.rescue.clean_up(t))
+                    .await;
             }
             task.remove_internal("agent_url");
             task.node.last_error = Some(msg);

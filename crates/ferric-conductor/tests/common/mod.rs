@@ -95,7 +95,29 @@ impl Harness {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let registry = Arc::new(Registry::builtin(delays));
+        let registry = Arc::new(Registry::builtin(ferric_drivers::DriverConfig {
+            fake: delays,
+            ..Default::default()
+        }));
+        Harness::launch(dir, store, config, registry, manual_clock, clock).await
+    }
+
+    /// Starts a conductor with the test's own registry (scripted interfaces).
+    pub async fn start_with_registry(config: ConductorConfig, registry: Registry) -> Harness {
+        let (dir, store) = open_store().await;
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let shared: Arc<dyn Clock> = clock.clone();
+        Harness::launch(dir, store, config, Arc::new(registry), Some(clock), shared).await
+    }
+
+    async fn launch(
+        dir: TempDir,
+        store: Arc<dyn Store>,
+        config: ConductorConfig,
+        registry: Arc<Registry>,
+        manual_clock: Option<Arc<ManualClock>>,
+        clock: Arc<dyn Clock>,
+    ) -> Harness {
         let conductor = Conductor::start(store.clone(), registry, config, clock)
             .await
             .expect("the conductor starts");

@@ -1,0 +1,89 @@
+//! The drivers' settings: Ironic's `[agent]`, `[deploy]` and `[fake]`
+//! options, with Ironic's names. Every field has a default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fake::FakeDelays;
+
+/// Everything the interfaces read from the configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverConfig {
+    pub agent: AgentConfig,
+    pub deploy: DeployConfig,
+    pub fake: FakeDelays,
+}
+
+/// `[agent]`: how the conductor talks to a node's agent.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Seconds one HTTP call to an agent may take.
+    pub command_timeout: u64,
+    /// Attempts at a call whose connection failed.
+    pub max_command_attempts: u32,
+    /// After the agent powers the node off at the end of a deploy, how
+    /// often and how far apart the power state is read before the power
+    /// interface forces it off.
+    pub post_deploy_get_power_state_retries: u32,
+    pub post_deploy_get_power_state_retry_interval: u64,
+    /// Refuse agents whose callback URL is not `https://`. Ironic's
+    /// default is true; Ferric's is false until its agent serves TLS by
+    /// default.
+    pub require_tls: bool,
+    /// Ask the agent to write raw images while they download.
+    pub stream_raw_images: bool,
+    /// The agent heartbeats every 0.3 to 0.6 of this many seconds; told to
+    /// it at lookup (Ironic's `[api] ramdisk_heartbeat_timeout`).
+    pub ramdisk_heartbeat_timeout: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            command_timeout: 60,
+            max_command_attempts: 3,
+            post_deploy_get_power_state_retries: 6,
+            post_deploy_get_power_state_retry_interval: 5,
+            require_tls: false,
+            stream_raw_images: true,
+            ramdisk_heartbeat_timeout: 300,
+        }
+    }
+}
+
+/// `[deploy]`: deploying and cleaning through the agent.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Keep a booted agent between cleaning and deploying, so the deploy
+    /// skips the reboot into the ramdisk.
+    pub fast_track: bool,
+    /// How recent the agent's last heartbeat must be for fast track.
+    pub fast_track_timeout: u64,
+    /// Priority of the agent's `erase_devices` in automated cleaning; 0
+    /// leaves it out. Ironic takes the agent's (10) when unset: a full
+    /// shred of every disk on every cleaning. Ferric's default erases
+    /// only metadata.
+    pub erase_devices_priority: i32,
+    /// Priority of the agent's `erase_devices_metadata` in automated
+    /// cleaning; 0 leaves it out.
+    pub erase_devices_metadata_priority: i32,
+    /// Passes of random data `erase_devices` writes.
+    pub shred_random_overwrite_iterations: u32,
+    /// Whether `erase_devices` ends with a pass of zeros.
+    pub shred_final_overwrite_with_zeros: bool,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            fast_track: false,
+            fast_track_timeout: 300,
+            erase_devices_priority: 0,
+            erase_devices_metadata_priority: 99,
+            shred_random_overwrite_iterations: 1,
+            shred_final_overwrite_with_zeros: true,
+        }
+    }
+}
