@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ferric_conductor::ConductorConfig;
-use ferric_drivers::{AgentConfig, DeployConfig, DriverConfig, FakeDelays};
+use ferric_drivers::{AgentConfig, DeployConfig, DriverConfig, FakeDelays, InspectorConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address the API listens on.
     pub listen: SocketAddr,
+    /// A second address serving only the agents' endpoints; none by
+    /// default.
+    pub agent_listen: Option<SocketAddr>,
     /// Where the SQLite database lives; created on first run.
     pub data_dir: PathBuf,
     /// Base URL of links in API answers; empty means "as the client called".
@@ -29,6 +32,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Deploying and cleaning through the agent (Ironic's `[deploy]`).
     pub deploy: DeployConfig,
+    /// In-band inspection (Ironic's `[inspector]`).
+    pub inspector: InspectorConfig,
     /// Delays of the `fake` interfaces (Ironic's `[fake]`).
     pub fake: FakeDelays,
 }
@@ -39,6 +44,7 @@ impl Config {
         DriverConfig {
             agent: self.agent.clone(),
             deploy: self.deploy.clone(),
+            inspector: self.inspector.clone(),
             fake: self.fake,
         }
     }
@@ -48,12 +54,14 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 6385)),
+            agent_listen: None,
             data_dir: default_data_dir(),
             public_endpoint: String::new(),
             log: "info".into(),
             conductor: ConductorConfig::default(),
             agent: AgentConfig::default(),
             deploy: DeployConfig::default(),
+            inspector: InspectorConfig::default(),
             fake: FakeDelays::default(),
         }
     }

@@ -46,6 +46,11 @@ struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "FERRIC_CONFIG")]
     config: Option<PathBuf>,
+    /// Also serve the agents' endpoints (lookup, heartbeat, inspection
+    /// data) on this address of their own, e.g. on the provisioning
+    /// network.
+    #[arg(long, env = "FERRIC_AGENT_LISTEN")]
+    agent_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -62,6 +67,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(addr) = args.agent_listen {
+        config.agent_listen = Some(addr);
     }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log))
@@ -105,11 +113,45 @@ async fn run(config: config::Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr().context("no local address")?;
     tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "ferric is serving");
+    let agents = match config.agent_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for agents on {addr}"))?,
+        ),
+        None => None,
+    };
     println!("ferric listening on http://{local}");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let agent_server = agents.map(|l| {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(listen = %a, "serving the agents' endpoints");
+            println!("ferric serving agents on http://{a}");
+        }
+        let stop = stop.clone();
+        let router = ferric_api::ramdisk_router(state.clone());
+        tokio::spawn(async move {
+            axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    });
+    let api_stop = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        api_stop.cancel();
+    });
+    let api_done = stop.clone();
     axum::serve(listener, ferric_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move { api_done.cancelled().await })
         .await
         .context("server failed")?;
+    if let Some(server) = agent_server {
+        match server.await {
+            Ok(result) => result.context("the agents' server failed")?,
+            Err(e) => tracing::warn!(error = %e, "the agents' server task failed"),
+        }
+    }
     tracing::info!("shutting down");
     conductor.stop().await;
     Ok(())

@@ -10,10 +10,13 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ferric-core", &[]),
     ("ferric-db", &["ferric-core"]),
-    ("ferric-drivers", &["ferric-core"]),
+    (
+        "ferric-drivers",
+        &["ferric-core", "ferric-ipa", "ferric-image"],
+    ),
     (
         "ferric-conductor",
-        &["ferric-core", "ferric-db", "ferric-drivers"],
+        &["ferric-core", "ferric-db", "ferric-drivers", "ferric-image"],
     ),
     (
         "ferric-api",

@@ -20,6 +20,7 @@ pub mod nodes;
 pub mod patch;
 pub mod portgroups;
 pub mod ports;
+pub mod ramdisk;
 pub mod root;
 pub mod version;
 
@@ -61,6 +62,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/", get(root::v1))
         .nest("/v1", v1.clone())
         .merge(v1)
+        .merge(ramdisk::routes());
+    with_middleware(routes, state)
+}
+
+pub use ramdisk::ramdisk_router;
+
+/// Ironic's behaviour around any set of routes: versions negotiated and
+/// stamped, 404/405 in Ironic's shape, requests run to completion,
+/// trailing slashes ignored.
+pub(crate) fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(versioning))
@@ -139,6 +151,9 @@ fn v1_routes() -> Router<AppState> {
         )
         .route("/nodes/{node}/management/inject_nmi", put(na::inject_nmi))
         .route("/nodes/{node}/validate", get(na::validate))
+        .route("/nodes/{node}/history", get(nodes::history::list))
+        .route("/nodes/{node}/history/{event}", get(nodes::history::show))
+        .route("/nodes/{node}/inventory", get(nodes::history::inventory))
         .route(
             "/nodes/{node}/traits",
             get(na::get_traits)

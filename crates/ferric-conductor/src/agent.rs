@@ -23,7 +23,8 @@ pub(crate) const TOKEN_KEY: &str = "agent_secret_token";
 #[derive(Debug, Clone)]
 pub struct LookupAnswer {
     pub node: Node,
-    pub token: Secret<String>,
+    /// `None` when the caller's API version knows no tokens.
+    pub token: Option<Secret<String>>,
 }
 
 /// The states in which a booting agent may look its node up (Ironic's
@@ -62,6 +63,7 @@ impl Conductor {
         &self,
         addresses: &[MacAddress],
         node_uuid: Option<NodeUuid>,
+        with_token: bool,
     ) -> Result<LookupAnswer> {
         let not_found = || ConductorError::NotFound {
             kind: "Node",
@@ -83,11 +85,17 @@ impl Conductor {
             tracing::warn!(node = %node.uuid, state = %node.provision_state, "lookup refused: no agent is expected in this state");
             return Err(not_found());
         }
+        if !with_token {
+            return Ok(LookupAnswer { node, token: None });
+        }
         self.node_with_token(node.uuid).await
     }
 
     /// The one node all of `addresses` that are known belong to.
-    async fn node_of_addresses(&self, addresses: &[MacAddress]) -> Result<Option<NodeUuid>> {
+    pub(crate) async fn node_of_addresses(
+        &self,
+        addresses: &[MacAddress],
+    ) -> Result<Option<NodeUuid>> {
         let mut found: Option<NodeUuid> = None;
         for mac in addresses {
             let port = match self.inner.store.get_port_by_address(mac).await {
@@ -106,6 +114,76 @@ impl Conductor {
         Ok(found)
     }
 
+    /// The agent of a node under inspection posts its inventory: the node
+    /// is found (by the UUID, its NICs' MACs or its BMC's address), handed
+    /// its token if the caller's API version knows tokens, and its
+    /// inspection goes on in a worker.
+    pub async fn continue_inspection(
+        &self,
+        macs: &[MacAddress],
+        bmc_addresses: &[String],
+        node_uuid: Option<NodeUuid>,
+        inventory: ferric_core::JsonObject,
+        plugin_data: ferric_core::JsonObject,
+        with_token: bool,
+    ) -> Result<LookupAnswer> {
+        let not_found = || ConductorError::NotFound {
+            kind: "Node",
+            ident: "lookup".into(),
+        };
+        let uuid = match node_uuid {
+            Some(u) => Some(u),
+            None => match self.node_of_addresses(macs).await? {
+                Some(u) => Some(u),
+                None => self.node_of_bmc(bmc_addresses).await?,
+            },
+        }
+        .ok_or_else(not_found)?;
+        let node = match self.inner.store.get_node(&Ident::Uuid(uuid)).await {
+            Ok(n) if n.provision_state == S::InspectWait => n,
+            Ok(n) => {
+                tracing::warn!(node = %uuid, state = %n.provision_state, "inventory from a node not waiting for inspection");
+                return Err(not_found());
+            }
+            Err(DbError::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        let answer = if with_token {
+            self.node_with_token(node.uuid).await?
+        } else {
+            LookupAnswer { node, token: None }
+        };
+        let task = self.inner.try_lock(&Ident::Uuid(uuid)).await?;
+        flows::inspect::continue_with(task, inventory, plugin_data).await?;
+        Ok(answer)
+    }
+
+    /// The node waiting for inspection whose BMC has one of `addresses`.
+    async fn node_of_bmc(&self, addresses: &[String]) -> Result<Option<NodeUuid>> {
+        if addresses.is_empty() {
+            return Ok(None);
+        }
+        let filter = ferric_db::NodeFilter {
+            provision_states: Some(vec![S::InspectWait]),
+            ..Default::default()
+        };
+        let nodes = self
+            .inner
+            .store
+            .list_nodes(&filter, &Default::default())
+            .await?;
+        Ok(nodes
+            .iter()
+            .find(|n| {
+                n.driver_info.iter().any(|(k, v)| {
+                    k.ends_with("_address")
+                        && v.as_str()
+                            .is_some_and(|a| addresses.iter().any(|b| bmc_host(a) == bmc_host(b)))
+                })
+            })
+            .map(|n| n.uuid))
+    }
+
     fn lookup_allowed(&self, node: &Node) -> bool {
         LOOKUP_STATES.contains(&node.provision_state)
             || (self.inner.registry.config().deploy.fast_track
@@ -121,7 +199,7 @@ impl Conductor {
             tracing::warn!(node = %uuid, "an agent token was asked for again; it is handed out only once");
             return Ok(LookupAnswer {
                 node,
-                token: Secret::new(ferric_core::secret::MASK.to_owned()),
+                token: Some(Secret::new(ferric_core::secret::MASK.to_owned())),
             });
         }
         let mut task = self.inner.try_lock(&Ident::Uuid(uuid)).await?;
@@ -130,14 +208,26 @@ impl Conductor {
             task.release_unchanged().await?;
             return Ok(LookupAnswer {
                 node,
-                token: Secret::new(ferric_core::secret::MASK.to_owned()),
+                token: Some(Secret::new(ferric_core::secret::MASK.to_owned())),
             });
         }
         let token = new_token();
         task.set_internal(TOKEN_KEY, json!(token.expose()));
         let node = task.release().await?;
         tracing::info!(node = %uuid, "agent token handed out");
-        Ok(LookupAnswer { node, token })
+        let what = crate::task::activity(node.provision_state);
+        self.inner
+            .record_history(
+                &node,
+                ferric_core::Severity::Info,
+                what,
+                "The agent looked its node up",
+            )
+            .await;
+        Ok(LookupAnswer {
+            node,
+            token: Some(token),
+        })
     }
 
     /// An agent's heartbeat: checked, recorded on the node, and, if a flow
@@ -165,6 +255,20 @@ impl Conductor {
             Err(e) => return Err(e),
         };
         flows::heartbeat::record_and_continue(task, heartbeat).await
+    }
+}
+
+/// The host of a BMC address as `driver_info` may hold it: `10.0.0.5`,
+/// `https://10.0.0.5:443/`, `[fd00::5]`.
+fn bmc_host(address: &str) -> &str {
+    let rest = address.split_once("://").map_or(address, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
     }
 }
 
@@ -300,6 +404,15 @@ mod tests {
         assert_ne!(new_token().expose(), t.expose());
         assert_eq!(base64_url(b"\xfb\xff"), "-_8");
         assert_eq!(base64_url(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn bmc_hosts_are_read_from_urls_and_addresses() {
+        assert_eq!(bmc_host("10.0.0.5"), "10.0.0.5");
+        assert_eq!(bmc_host("https://10.0.0.5:443/redfish/v1"), "10.0.0.5");
+        assert_eq!(bmc_host("[fd00::5]:623"), "fd00::5");
+        assert_eq!(bmc_host("fd00::5"), "fd00::5");
+        assert_eq!(bmc_host("bmc.example:623"), "bmc.example");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct ConductorConfig {
     /// How long `stop` waits for running flows before letting go of their
     /// nodes (Ironic's `graceful_shutdown_timeout`).
     pub graceful_shutdown_timeout: u64,
+    /// Keep each node's history of events (API 1.78).
+    pub node_history: bool,
+    /// The newest events kept per node; 0 keeps them all.
+    pub node_history_max_entries: usize,
 }
 
 impl Default for ConductorConfig {
@@ -75,6 +79,8 @@ impl Default for ConductorConfig {
             soft_power_off_timeout: 600,
             driver_call_timeout: 300,
             graceful_shutdown_timeout: 60,
+            node_history: true,
+            node_history_max_entries: 300,
         }
     }
 }

@@ -166,6 +166,35 @@ impl Conductor {
 }
 
 impl Inner {
+    /// Adds an event to the node's history, if history is kept; a failure
+    /// to store it is logged, never fatal to the work at hand.
+    pub(crate) async fn record_history(
+        &self,
+        node: &ferric_core::Node,
+        severity: ferric_core::Severity,
+        event_type: &str,
+        event: &str,
+    ) {
+        if !self.config.node_history {
+            return;
+        }
+        let entry = ferric_core::HistoryEvent::of(
+            node,
+            severity,
+            event_type,
+            event,
+            &self.host,
+            self.clock.now(),
+        );
+        if let Err(e) = self
+            .store
+            .add_history(&entry, self.config.node_history_max_entries)
+            .await
+        {
+            tracing::warn!(node = %node.uuid, error = %e, "could not record a history event");
+        }
+    }
+
     /// How long one driver call may take.
     pub(crate) fn call_timeout(&self) -> std::time::Duration {
         config::secs(self.config.driver_call_timeout)

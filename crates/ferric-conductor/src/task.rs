@@ -26,6 +26,9 @@ pub(crate) struct Task {
     pub(crate) node: Node,
     pub(crate) ports: Vec<Port>,
     held: bool,
+    /// `last_error` as stored: a new error goes to the node's history when
+    /// it is stored.
+    stored_error: Option<String>,
 }
 
 impl Inner {
@@ -55,11 +58,13 @@ impl Inner {
 
 impl Task {
     async fn held(inner: Arc<Inner>, node: Node) -> Result<Task> {
+        let stored_error = node.last_error.clone();
         let mut task = Task {
             inner,
             node,
             ports: Vec::new(),
             held: true,
+            stored_error,
         };
         let filter = PortFilter {
             node_uuid: Some(task.node.uuid),
@@ -155,7 +160,21 @@ impl Task {
             .save_node(&self.node, &self.inner.host, AfterSave::KeepLock)
             .await?;
         self.node = stored;
+        self.record_new_error().await;
         Ok(())
+    }
+
+    /// A `last_error` just stored is an event of the node's history.
+    async fn record_new_error(&mut self) {
+        if self.node.last_error.is_some() && self.node.last_error != self.stored_error {
+            if let Some(error) = &self.node.last_error {
+                let kind = activity(self.node.provision_state);
+                self.inner
+                    .record_history(&self.node, ferric_core::Severity::Error, kind, error)
+                    .await;
+            }
+        }
+        self.stored_error = self.node.last_error.clone();
     }
 
     /// Writes the node and lets go of its lock, in one transaction. If the
@@ -170,6 +189,8 @@ impl Task {
         match saved {
             Ok(stored) => {
                 self.held = false;
+                self.node = stored.clone();
+                self.record_new_error().await;
                 Ok(stored)
             }
             Err(e) => {
@@ -314,6 +335,12 @@ impl Persist for Locked {
             .map_err(|e| store_failed("a new port", e))
     }
 
+    async fn record_event(&self, node: &Node, event_type: &str, event: &str) {
+        self.inner
+            .record_history(node, ferric_core::Severity::Info, event_type, event)
+            .await;
+    }
+
     async fn save_port(&self, port: &Port) -> Result<Port, DriverError> {
         if port.node_uuid != self.node {
             return Err(DriverError::failed("a port can only be moved by the API"));
@@ -347,6 +374,9 @@ impl Persist for ReadOnly {
             "nothing can be stored without the node's lock",
         ))
     }
+    async fn record_event(&self, node: &Node, event_type: &str, event: &str) {
+        tracing::info!(node = %node.uuid, event_type, event, "not recorded: no lock");
+    }
 }
 
 impl Drop for Task {
@@ -364,6 +394,27 @@ impl Drop for Task {
                 tracing::error!(node = %uuid, "task dropped outside a runtime; the lock stays until restart")
             }
         }
+    }
+}
+
+/// The activity a provision state belongs to, as history events name it.
+pub(crate) fn activity(state: ProvisionState) -> &'static str {
+    use ProvisionState as S;
+    match state {
+        S::Deploying | S::DeployWait | S::DeployHold | S::DeployFailed | S::Active => "deploying",
+        S::Cleaning | S::CleanWait | S::CleanHold | S::CleanFailed => "cleaning",
+        S::Inspecting | S::InspectWait | S::InspectFailed => "inspecting",
+        S::Servicing | S::ServiceWait | S::ServiceHold | S::ServiceFailed => "servicing",
+        S::Rescuing
+        | S::RescueWait
+        | S::RescueFailed
+        | S::Rescue
+        | S::Unrescuing
+        | S::UnrescueFailed => "rescuing",
+        S::Deleting => "undeploying",
+        S::Verifying => "verifying",
+        S::Adopting | S::AdoptFailed => "adopting",
+        _ => "provisioning",
     }
 }
 

@@ -246,7 +246,7 @@ impl Rig {
             .node_with_token(uuid)
             .await
             .expect("a token");
-        answer.token
+        answer.token.expect("a token")
     }
 
     async fn beat(&self, uuid: NodeUuid, token: &Secret<String>) {

@@ -107,7 +107,13 @@ async fn fake_hardware_lifecycle() {
     assert_eq!(node.target_provision_state, None);
     assert_eq!(node.last_error, None);
     assert!(node.deploy_step.is_empty());
-    assert_eq!(node.instance_info.get("configdrive"), Some(&configdrive));
+    // The dict became the ISO Ironic builds, gzipped and base64-encoded.
+    let stored = node.instance_info["configdrive"].as_str().expect("an encoded image");
+    assert!(matches!(
+        ferric_image::configdrive::decode(stored),
+        Ok(ferric_image::configdrive::ConfigDriveSource::Image(_))
+    ));
+    assert_ne!(node.instance_info["configdrive"], configdrive);
     assert_eq!(node.instance_info.get("project_id"), Some(&json!("proj-1")));
     assert_eq!(node.lessee.as_deref(), Some("proj-1"));
     assert_eq!(

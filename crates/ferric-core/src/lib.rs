@@ -5,6 +5,7 @@
 //! Ferric crate. Everything here is plain data and pure functions.
 
 pub mod conductor;
+pub mod history;
 pub mod ids;
 pub mod interfaces;
 pub mod node;
@@ -14,6 +15,7 @@ pub mod standard_traits;
 pub mod states;
 
 pub use conductor::ConductorRecord;
+pub use history::{HistoryEvent, NodeInventory, Severity};
 pub use ids::{ChassisUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid, PortgroupUuid};
 pub use interfaces::{BootDevice, InterfaceKind, Interfaces};
 pub use node::Node;

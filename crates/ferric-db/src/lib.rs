@@ -16,8 +16,8 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferric_core::{
-    Chassis, ChassisUuid, ConductorRecord, Ident, MacAddress, Node, NodeIdent, NodeUuid, Port,
-    PortUuid, Portgroup, PortgroupUuid,
+    Chassis, ChassisUuid, ConductorRecord, HistoryEvent, Ident, MacAddress, Node, NodeIdent,
+    NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
 };
 
 pub use error::{DbError, DbResult};
@@ -105,4 +105,15 @@ pub trait Store: Send + Sync + 'static {
     async fn unregister_conductor(&self, hostname: &str) -> DbResult<()>;
     async fn get_conductor(&self, hostname: &str) -> DbResult<ConductorRecord>;
     async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ConductorRecord>>;
+
+    // Node history and inventory.
+    /// Adds an event to its node's history, keeping the newest `keep`
+    /// events of that node (0 keeps them all).
+    async fn add_history(&self, event: &HistoryEvent, keep: usize) -> DbResult<()>;
+    /// A node's history, oldest first; `page.marker` is an event's id.
+    async fn list_history(&self, node: NodeUuid, page: &Page) -> DbResult<Vec<HistoryEvent>>;
+    async fn get_history(&self, node: NodeUuid, event: uuid::Uuid) -> DbResult<HistoryEvent>;
+    /// Stores the node's inventory, replacing an earlier one.
+    async fn save_inventory(&self, inventory: &NodeInventory) -> DbResult<()>;
+    async fn get_inventory(&self, node: NodeUuid) -> DbResult<NodeInventory>;
 }

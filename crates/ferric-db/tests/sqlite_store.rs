@@ -341,3 +341,64 @@ async fn data_survives_reopening() {
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.get_node(&Ident::Uuid(node.uuid)).await.unwrap(), node);
 }
+
+#[tokio::test]
+async fn history_keeps_the_newest_events_and_goes_with_its_node() {
+    use ferric_core::{HistoryEvent, NodeInventory, Severity};
+    let (_dir, store) = open().await;
+    let node = store.create_node(&fake_node(Some("h1"))).await.unwrap();
+    for i in 0..5 {
+        let e = HistoryEvent::of(
+            &node,
+            Severity::Info,
+            "deploying",
+            format!("event {i}"),
+            "c1",
+            Utc::now(),
+        );
+        store.add_history(&e, 3).await.unwrap();
+    }
+    let all = store
+        .list_history(node.uuid, &Page::default())
+        .await
+        .unwrap();
+    let texts: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(texts, vec!["event 2", "event 3", "event 4"]);
+    let one = store.get_history(node.uuid, all[1].uuid).await.unwrap();
+    assert_eq!(one, all[1]);
+    let page = Page {
+        marker: Some(all[0].id),
+        limit: Some(1),
+        ..Page::default()
+    };
+    let next = store.list_history(node.uuid, &page).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].event, "event 3");
+    let missing = store.get_inventory(node.uuid).await.unwrap_err();
+    assert!(matches!(missing, DbError::NotFound { .. }), "{missing:?}");
+    let mut inventory = NodeInventory {
+        node_uuid: node.uuid,
+        inventory: serde_json::json!({"cpu": {"count": 4}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        plugin_data: Default::default(),
+        created_at: Utc::now(),
+    };
+    store.save_inventory(&inventory).await.unwrap();
+    inventory
+        .inventory
+        .insert("memory".into(), serde_json::json!({"physical_mb": 2048}));
+    store.save_inventory(&inventory).await.unwrap();
+    let stored = store.get_inventory(node.uuid).await.unwrap();
+    assert_eq!(stored.inventory["memory"]["physical_mb"], 2048);
+    let held = store
+        .reserve_node(&Ident::Uuid(node.uuid), "c1")
+        .await
+        .unwrap();
+    store.delete_node(held.uuid, "c1").await.unwrap();
+    assert!(store
+        .list_history(node.uuid, &Page::default())
+        .await
+        .is_err());
+}

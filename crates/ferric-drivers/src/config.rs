@@ -11,7 +11,26 @@ use crate::fake::FakeDelays;
 pub struct DriverConfig {
     pub agent: AgentConfig,
     pub deploy: DeployConfig,
+    pub inspector: InspectorConfig,
     pub fake: FakeDelays,
+}
+
+/// `[inspector]`: in-band inspection through the agent.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InspectorConfig {
+    /// Which NICs of the inventory become ports: `pxe` (the one the
+    /// ramdisk booted from), `active` (those with an address), `all`, or
+    /// `disabled`.
+    pub add_ports: crate::agent::inspect::AddPorts,
+}
+
+impl Default for InspectorConfig {
+    fn default() -> Self {
+        InspectorConfig {
+            add_ports: crate::agent::inspect::AddPorts::Pxe,
+        }
+    }
 }
 
 /// `[agent]`: how the conductor talks to a node's agent.

@@ -295,12 +295,11 @@ impl Interface for FakeDeploy {
     }
 
     fn steps(&self, _node: &Node) -> Vec<StepDef> {
-        vec![StepDef::new(
-            InterfaceKind::Deploy,
-            "deploy",
-            100,
-            &[StepFlow::Deploy],
-        )]
+        // Deploy steps are abortable unless they say otherwise (Ironic's
+        // `deploy_step` decorator).
+        let mut deploy = StepDef::new(InterfaceKind::Deploy, "deploy", 100, &[StepFlow::Deploy]);
+        deploy.abortable = true;
+        vec![deploy]
     }
 
     async fn execute_step(

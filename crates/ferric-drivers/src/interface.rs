@@ -24,6 +24,8 @@ pub trait Persist: Send + Sync {
     async fn save_node(&self, node: &Node) -> Result<Node, DriverError>;
     async fn create_port(&self, port: &Port) -> Result<Port, DriverError>;
     async fn save_port(&self, port: &Port) -> Result<Port, DriverError>;
+    /// Adds an event to the node's history (a deploy's timeline).
+    async fn record_event(&self, node: &Node, event_type: &str, event: &str);
 }
 
 /// What an interface works on: the locked node and its ports (which it may
@@ -90,6 +92,14 @@ impl<'a> Task<'a> {
         let stored = self.persist.save_port(port).await?;
         self.ports[index] = stored;
         Ok(())
+    }
+
+    /// Adds `event` to the node's history, as an `INFO` of `event_type`
+    /// (`deploying`, `cleaning`, ...).
+    pub async fn record_event(&self, event_type: &str, event: &str) {
+        self.persist
+            .record_event(self.node, event_type, event)
+            .await;
     }
 
     /// Time left before the deadline.
@@ -346,6 +356,21 @@ pub trait DeployInterface: Interface {
 pub trait InspectInterface: Interface {
     async fn inspect_hardware(&self, task: &mut Task<'_>) -> Result<Outcome, DriverError>;
     async fn abort(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
+
+    /// Reads the inventory a node's agent posted into the node (its
+    /// properties and ports), and ends what `inspect_hardware` set up.
+    async fn continue_inspection(
+        &self,
+        _task: &mut Task<'_>,
+        _inventory: &JsonObject,
+        _plugin_data: &JsonObject,
+    ) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported {
+            kind: self.kind(),
+            name: self.name().to_owned(),
+            operation: "continue_inspection",
+        })
+    }
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@
 //! - An implementation reports itself unavailable until it works; the API
 //!   lists only available ones as enabled.
 
+pub mod agent;
 mod config;
 mod error;
 pub mod fake;
@@ -21,7 +22,7 @@ pub mod noop;
 pub mod power;
 pub mod registry;
 
-pub use config::{AgentConfig, DeployConfig, DriverConfig};
+pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig};
 pub use error::{DriverError, Source};
 pub use fake::{DelayRange, FakeDelays};
 pub use interface::{

@@ -114,6 +114,64 @@ impl Interface for Noop {
 impl NetworkInterface for Noop {}
 impl StorageInterface for Noop {}
 
+/// Ironic's `noop` management: the boot device is set by hand (or needs no
+/// setting); accepts `pxe` and `disk` and changes nothing.
+pub struct NoopManagement;
+
+#[async_trait]
+impl Interface for NoopManagement {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+
+    fn kind(&self) -> InterfaceKind {
+        InterfaceKind::Management
+    }
+
+    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ManagementInterface for NoopManagement {
+    fn supported_boot_devices(&self) -> Vec<ferric_core::BootDevice> {
+        vec![ferric_core::BootDevice::Pxe, ferric_core::BootDevice::Disk]
+    }
+
+    async fn set_boot_device(
+        &self,
+        _task: &mut Task<'_>,
+        device: ferric_core::BootDevice,
+        _persistent: bool,
+    ) -> Result<(), DriverError> {
+        let supported = self.supported_boot_devices();
+        if supported.contains(&device) {
+            return Ok(());
+        }
+        let names: Vec<String> = supported.iter().map(|d| format!("'{d}'")).collect();
+        Err(DriverError::InvalidParameter(format!(
+            "Invalid boot device {device} specified, supported are [{}].",
+            names.join(", ")
+        )))
+    }
+
+    async fn get_boot_device(&self, _task: &Task<'_>) -> Result<BootDeviceSetting, DriverError> {
+        Ok(BootDeviceSetting {
+            boot_device: None,
+            persistent: None,
+        })
+    }
+
+    async fn inject_nmi(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported {
+            kind: InterfaceKind::Management,
+            name: "noop".to_owned(),
+            operation: "inject_nmi",
+        })
+    }
+}
+
 /// An interface Ferric knows by name but has not built yet (`ipmitool`
 /// before the IPMI driver lands). Nodes may be enrolled with it; every
 /// operation fails saying it is not available.

@@ -133,9 +133,22 @@ struct Implementations {
 }
 
 impl Implementations {
-    fn builtin(delays: FakeDelays) -> Implementations {
+    fn builtin(config: &DriverConfig) -> Implementations {
         use InterfaceKind as K;
+        let delays = config.fake;
         let mut t = Implementations::default();
+        t.deploy.insert(
+            "direct",
+            Arc::new(crate::agent::direct::DirectDeploy::new(&config.deploy)),
+        );
+        t.management
+            .insert("noop", Arc::new(crate::noop::NoopManagement));
+        t.inspect.insert(
+            "agent",
+            Arc::new(crate::agent::inspect::AgentInspect::new(
+                config.inspector.add_ports,
+            )),
+        );
         t.power
             .insert("fake", Arc::new(FakePower::new(delays.power_delay)));
         t.management.insert(
@@ -266,10 +279,8 @@ const PLANNED: &[(InterfaceKind, &str)] = &[
     (InterfaceKind::Management, "redfish"),
     (InterfaceKind::Boot, "pxe"),
     (InterfaceKind::Boot, "ipxe"),
-    (InterfaceKind::Deploy, "direct"),
     (InterfaceKind::Deploy, "iscsi"),
     (InterfaceKind::Deploy, "ramdisk"),
-    (InterfaceKind::Inspect, "agent"),
     (InterfaceKind::Raid, "agent"),
     (InterfaceKind::Vendor, "ipmitool"),
     (InterfaceKind::Network, "flat"),
@@ -317,10 +328,16 @@ fn hardware_types() -> Vec<HardwareType> {
             (K::Vendor, vendor),
         ]),
     };
+    // Power and boot devices handled by hand (or by the agent): Ironic's
+    // `manual-management`.
+    let mut manual = generic("manual-management", "noop", &["no-vendor"]);
+    manual.supported.insert(K::Management, vec!["noop", "fake"]);
+    manual.supported.insert(K::Power, vec!["fake"]);
     vec![
         fake,
         generic("ipmi", "ipmitool", &["ipmitool", "no-vendor"]),
         generic("redfish", "redfish", &["no-vendor"]),
+        manual,
     ]
 }
 
@@ -336,7 +353,7 @@ impl Registry {
     pub fn builtin(config: DriverConfig) -> Registry {
         Registry {
             types: hardware_types(),
-            impls: Implementations::builtin(config.fake),
+            impls: Implementations::builtin(&config),
             config: Arc::new(config),
         }
     }
@@ -568,7 +585,7 @@ mod tests {
         let hw = r.hardware_type("fake-hardware").unwrap();
         assert_eq!(
             r.enabled_interfaces(hw, InterfaceKind::Deploy),
-            vec!["fake"]
+            vec!["fake", "direct"]
         );
     }
 

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod body;
+pub mod history;
 pub mod view;
 
 use axum::extract::{Path, State};

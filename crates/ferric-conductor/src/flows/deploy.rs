@@ -103,9 +103,12 @@ fn adopt_instance_project_as_lessee(task: &mut Task) {
 async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
     super::wipe_deploy_info(&mut task);
     if let Some(configdrive) = req.configdrive {
-        task.node
-            .instance_info
-            .insert("configdrive".into(), configdrive);
+        match stored_configdrive(&task, configdrive) {
+            Ok(value) => {
+                task.node.instance_info.insert("configdrive".into(), value);
+            }
+            Err(msg) => return fail(task, msg).await,
+        }
     }
     let driver = task.driver()?;
     if let Err(e) = task
@@ -124,6 +127,28 @@ async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
     );
     steps::store(&mut task, StepKind::Deploy, steps);
     continue_from(task, 0).await
+}
+
+/// A config drive given as a dict becomes the ISO image Ironic builds from
+/// it, gzipped and base64-encoded; a string (a URL, or an image already
+/// encoded) is kept as it is.
+fn stored_configdrive(task: &Task, configdrive: Value) -> Result<Value, String> {
+    if !configdrive.is_object() {
+        return Ok(configdrive);
+    }
+    let built = ferric_image::configdrive::build_configdrive(
+        &configdrive,
+        &task.node.uuid.to_string(),
+        task.node.name.as_deref(),
+        task.now().timestamp(),
+    )
+    .map_err(|e| {
+        format!(
+            "Failed to build the config drive for node {}: {e}",
+            task.node.uuid
+        )
+    })?;
+    Ok(Value::String(built))
 }
 
 /// The driver's deploy steps, overridden by the user's: a user step with
@@ -180,7 +205,16 @@ async fn finish(mut task: Task) -> Result<()> {
     task.node.deploy_step.clear();
     super::wipe_deploy_info(&mut task);
     task.fire(Event::Done, None)?;
-    task.release().await?;
+    let inner = task.inner.clone();
+    let node = task.release().await?;
+    inner
+        .record_history(
+            &node,
+            ferric_core::Severity::Info,
+            "deploying",
+            "Deploy done: the node is active",
+        )
+        .await;
     Ok(())
 }
 

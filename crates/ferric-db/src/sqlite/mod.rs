@@ -8,6 +8,7 @@
 
 mod chassis;
 mod conductors;
+mod history;
 mod nodes;
 mod ports;
 
@@ -36,9 +37,12 @@ pub struct SqliteStore {
 }
 
 fn migrations() -> rusqlite_migration::Migrations<'static> {
-    rusqlite_migration::Migrations::new(vec![rusqlite_migration::M::up(include_str!(
-        "../../migrations/sqlite/0001_initial.sql"
-    ))])
+    rusqlite_migration::Migrations::new(vec![
+        rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0001_initial.sql")),
+        rusqlite_migration::M::up(include_str!(
+            "../../migrations/sqlite/0002_history_inventory.sql"
+        )),
+    ])
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -581,6 +585,32 @@ impl crate::Store for SqliteStore {
     }
     async fn get_conductor(&self, hostname: &str) -> DbResult<ferric_core::ConductorRecord> {
         self.conductor_get(hostname.to_owned()).await
+    }
+    async fn add_history(&self, event: &ferric_core::HistoryEvent, keep: usize) -> DbResult<()> {
+        self.history_add(event.clone(), keep).await
+    }
+    async fn list_history(
+        &self,
+        node: ferric_core::NodeUuid,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::HistoryEvent>> {
+        self.history_list(node, page.clone()).await
+    }
+    async fn get_history(
+        &self,
+        node: ferric_core::NodeUuid,
+        event: uuid::Uuid,
+    ) -> DbResult<ferric_core::HistoryEvent> {
+        self.history_get(node, event).await
+    }
+    async fn save_inventory(&self, inventory: &ferric_core::NodeInventory) -> DbResult<()> {
+        self.inventory_save(inventory.clone()).await
+    }
+    async fn get_inventory(
+        &self,
+        node: ferric_core::NodeUuid,
+    ) -> DbResult<ferric_core::NodeInventory> {
+        self.inventory_get(node).await
     }
     async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ferric_core::ConductorRecord>> {
         self.conductor_list(page).await

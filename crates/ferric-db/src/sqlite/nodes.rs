@@ -423,6 +423,8 @@ impl SqliteStore {
                 "DELETE FROM ports WHERE node_id = ?",
                 "DELETE FROM portgroups WHERE node_id = ?",
                 "DELETE FROM node_traits WHERE node_id = ?",
+                "DELETE FROM node_history WHERE node_id = ?",
+                "DELETE FROM node_inventory WHERE node_id = ?",
                 "DELETE FROM nodes WHERE id = ?",
             ] {
                 tx.execute(sql, [id])?;

@@ -1,0 +1,416 @@
+//! Writing a disk image into a target: a byte range of a file or block device, in large
+//! positioned writes, never outside the range, skipping all-zero blocks only where the
+//! target is known to read back zeros, and fsync at the end.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::ImageError;
+use crate::pipeline::Progress;
+
+/// Writes are gathered into buffers of this size.
+pub const WRITE_BUFFER: usize = 2 * 1024 * 1024;
+/// The granularity of the all-zero test.
+const ZERO_BLOCK: usize = 64 * 1024;
+
+/// Where an image goes: `length` bytes of `path` from `offset` (to its end when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub length: Option<u64>,
+}
+
+impl Target {
+    /// A whole file or device.
+    pub fn whole(path: impl Into<PathBuf>) -> Self {
+        Target {
+            path: path.into(),
+            offset: 0,
+            length: None,
+        }
+    }
+}
+
+/// What the writer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub written: u64,
+    pub zeros_skipped: u64,
+}
+
+/// An open target. Offsets given to it are relative to the target's start.
+#[derive(Debug)]
+pub struct DiskWriter {
+    file: File,
+    path: PathBuf,
+    /// Absolute offset of the target's first byte.
+    base: u64,
+    length: u64,
+    whole_regular_file: bool,
+    reads_zeros: bool,
+    buf: Vec<u8>,
+    buf_start: u64,
+    zero_buf: Vec<u8>,
+    stats: WriteStats,
+    progress: Progress,
+    no_length_hint: bool,
+}
+
+impl DiskWriter {
+    /// Opens the target and checks its range lies inside the file or device. Writes nothing.
+    pub fn open(target: &Target, progress: Progress) -> Result<Self, ImageError> {
+        let path = &target.path;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| ImageError::target(path, format!("cannot open: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| ImageError::target(path, format!("cannot stat: {e}")))?;
+        let is_block = meta.file_type().is_block_device();
+        if !is_block && !meta.file_type().is_file() {
+            return Err(ImageError::target(
+                path,
+                "is neither a regular file nor a block device",
+            ));
+        }
+        let size = if is_block {
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| ImageError::target(path, format!("cannot find its size: {e}")))?
+        } else {
+            meta.len()
+        };
+        let length = target_length(target, size)?;
+        Ok(DiskWriter {
+            file,
+            path: path.clone(),
+            base: target.offset,
+            length,
+            whole_regular_file: !is_block && target.offset == 0 && length == size,
+            reads_zeros: false,
+            buf: Vec::new(),
+            buf_start: 0,
+            zero_buf: Vec::new(),
+            stats: WriteStats::default(),
+            progress,
+            no_length_hint: false,
+        })
+    }
+
+    /// The target's length in bytes.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Says the image's size was not known in advance (for the error text when it overflows).
+    pub fn set_size_unknown(&mut self) {
+        self.no_length_hint = true;
+    }
+
+    /// Makes the target ready for an image of `size` bytes: refuses one that does not fit;
+    /// a whole regular file is truncated and extended back so that it reads as zeros and
+    /// zero blocks need no writing. Call before the first write.
+    pub fn prepare(&mut self, size: Option<u64>) -> Result<(), ImageError> {
+        if let Some(size) = size {
+            if size > self.length {
+                return Err(ImageError::ImageTooLarge(format!(
+                    "the image is {size} bytes, the target {} holds {} bytes",
+                    self.path.display(),
+                    self.length
+                )));
+            }
+        } else {
+            self.no_length_hint = true;
+        }
+        if self.whole_regular_file {
+            self.file
+                .set_len(0)
+                .and_then(|()| self.file.set_len(self.length))
+                .map_err(|e| {
+                    ImageError::target(&self.path, format!("cannot zero by truncation: {e}"))
+                })?;
+            self.reads_zeros = true;
+        }
+        Ok(())
+    }
+
+    /// Whether zero blocks are skipped.
+    pub fn reads_zeros(&self) -> bool {
+        self.reads_zeros
+    }
+
+    fn check_range(&self, offset: u64, len: u64) -> Result<(), ImageError> {
+        let end = offset.checked_add(len);
+        if end.is_some_and(|end| end <= self.length) {
+            return Ok(());
+        }
+        let how = if self.no_length_hint {
+            "the server gave no length, and the image"
+        } else {
+            "the image"
+        };
+        Err(ImageError::ImageTooLarge(format!(
+            "{how} goes past the end of the target {} ({} bytes) at byte {}",
+            self.path.display(),
+            self.length,
+            offset.max(self.length)
+        )))
+    }
+
+    /// Writes `bytes` at `offset`, through the buffer.
+    pub fn write_at(&mut self, offset: u64, mut bytes: &[u8]) -> Result<(), ImageError> {
+        self.check_range(offset, bytes.len() as u64)?;
+        let mut offset = offset;
+        if !self.buf.is_empty() && self.buf_start + self.buf.len() as u64 != offset {
+            self.flush()?;
+        }
+        while !bytes.is_empty() {
+            if self.buf.is_empty() {
+                self.buf_start = offset;
+                if self.buf.capacity() < WRITE_BUFFER {
+                    self.buf.reserve_exact(WRITE_BUFFER);
+                }
+            }
+            let room = WRITE_BUFFER - self.buf.len();
+            let take = room.min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            offset += take as u64;
+            if self.buf.len() == WRITE_BUFFER {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `len` zero bytes at `offset`: skipped when the target reads zeros, written otherwise.
+    pub fn zeros(&mut self, offset: u64, len: u64) -> Result<(), ImageError> {
+        self.check_range(offset, len)?;
+        if self.reads_zeros {
+            self.stats.zeros_skipped += len;
+            return Ok(());
+        }
+        self.flush()?;
+        let zeros = std::mem::take(&mut self.zero_buf);
+        let zeros = if zeros.is_empty() {
+            vec![0u8; WRITE_BUFFER]
+        } else {
+            zeros
+        };
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < len && result.is_ok() {
+            let n = (len - done).min(zeros.len() as u64) as usize;
+            result = self.pwrite(offset + done, &zeros[..n]);
+            done += n as u64;
+        }
+        self.zero_buf = zeros;
+        result
+    }
+
+    /// Writes the buffer out, skipping zero blocks where allowed.
+    pub fn flush(&mut self) -> Result<(), ImageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.write_skipping_zeros(self.buf_start, &buf);
+        self.buf = buf;
+        self.buf.clear();
+        result
+    }
+
+    fn write_skipping_zeros(&mut self, start: u64, buf: &[u8]) -> Result<(), ImageError> {
+        if !self.reads_zeros {
+            return self.pwrite(start, buf);
+        }
+        let mut run: Option<usize> = None;
+        for (i, block) in buf.chunks(ZERO_BLOCK).enumerate() {
+            let at = i * ZERO_BLOCK;
+            if is_zero(block) {
+                if let Some(from) = run.take() {
+                    self.pwrite(start + from as u64, &buf[from..at])?;
+                }
+                self.stats.zeros_skipped += block.len() as u64;
+            } else if run.is_none() {
+                run = Some(at);
+            }
+        }
+        if let Some(from) = run {
+            self.pwrite(start + from as u64, &buf[from..])?;
+        }
+        Ok(())
+    }
+
+    fn pwrite(&mut self, offset: u64, bytes: &[u8]) -> Result<(), ImageError> {
+        let absolute = self.base + offset;
+        self.file.write_all_at(bytes, absolute).map_err(|e| {
+            ImageError::target(
+                &self.path,
+                format!(
+                    "write of {} bytes at byte {absolute} failed: {e}",
+                    bytes.len()
+                ),
+            )
+        })?;
+        self.stats.written += bytes.len() as u64;
+        self.progress.add_written(bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Flushes and fsyncs; the image is on the disk when this returns `Ok`.
+    pub fn finish(mut self) -> Result<WriteStats, ImageError> {
+        self.flush()?;
+        self.file
+            .sync_all()
+            .map_err(|e| ImageError::target(&self.path, format!("fsync failed: {e}")))?;
+        Ok(self.stats)
+    }
+
+    pub fn stats(&self) -> WriteStats {
+        self.stats
+    }
+}
+
+fn target_length(target: &Target, size: u64) -> Result<u64, ImageError> {
+    let path: &Path = &target.path;
+    if target.offset > size {
+        return Err(ImageError::target(
+            path,
+            format!("offset {} is past its end ({size} bytes)", target.offset),
+        ));
+    }
+    let room = size - target.offset;
+    match target.length {
+        None => Ok(room),
+        Some(len) if len <= room => Ok(len),
+        Some(len) => Err(ImageError::target(
+            path,
+            format!(
+                "range of {len} bytes at offset {} runs past its end ({size} bytes)",
+                target.offset
+            ),
+        )),
+    }
+}
+
+/// True when every byte is zero (word-wise, stopping at the first non-zero page).
+pub fn is_zero(block: &[u8]) -> bool {
+    block
+        .chunks(4096)
+        .all(|page| page.iter().fold(0u8, |acc, b| acc | b) == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn sub_range_writes_stay_inside_and_write_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(&dir, "disk", &[0xee; 4096]);
+        let target = Target {
+            path: path.clone(),
+            offset: 1024,
+            length: Some(2048),
+        };
+        let mut w = DiskWriter::open(&target, Progress::default()).unwrap();
+        w.prepare(Some(2048)).unwrap();
+        assert!(!w.reads_zeros());
+        w.write_at(0, &[1; 1000]).unwrap();
+        w.zeros(1000, 1048).unwrap();
+        let err = w.write_at(2000, &[2; 49]).unwrap_err();
+        assert!(err.to_string().contains("at byte 2048"), "{err}");
+        let stats = w.finish().unwrap();
+        assert_eq!(
+            stats,
+            WriteStats {
+                written: 2048,
+                zeros_skipped: 0
+            }
+        );
+        let got = std::fs::read(&path).unwrap();
+        assert!(got[..1024].iter().all(|b| *b == 0xee));
+        assert!(got[1024..2024].iter().all(|b| *b == 1));
+        assert!(got[2024..3072].iter().all(|b| *b == 0));
+        assert!(got[3072..].iter().all(|b| *b == 0xee));
+    }
+
+    #[test]
+    fn whole_file_is_zeroed_and_zero_blocks_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(&dir, "disk", &vec![0xee; 4 * ZERO_BLOCK]);
+        let mut w = DiskWriter::open(&Target::whole(&path), Progress::default()).unwrap();
+        w.prepare(Some(3 * ZERO_BLOCK as u64)).unwrap();
+        assert!(w.reads_zeros());
+        let mut image = vec![0u8; 3 * ZERO_BLOCK];
+        image[ZERO_BLOCK + 5] = 7;
+        w.write_at(0, &image).unwrap();
+        let stats = w.finish().unwrap();
+        assert_eq!(stats.written, ZERO_BLOCK as u64);
+        assert_eq!(stats.zeros_skipped, 2 * ZERO_BLOCK as u64);
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(&got[..3 * ZERO_BLOCK], &image[..]);
+        assert!(got[3 * ZERO_BLOCK..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn too_large_images_and_bad_ranges_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(&dir, "disk", &[0xee; 100]);
+        let mut w = DiskWriter::open(&Target::whole(&path), Progress::default()).unwrap();
+        let err = w.prepare(Some(101)).unwrap_err();
+        assert!(err.to_string().contains("101 bytes"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0xee; 100]);
+        let bad = Target {
+            path: path.clone(),
+            offset: 50,
+            length: Some(51),
+        };
+        assert!(DiskWriter::open(&bad, Progress::default()).is_err());
+        let bad = Target {
+            path: path.clone(),
+            offset: 101,
+            length: None,
+        };
+        assert!(DiskWriter::open(&bad, Progress::default()).is_err());
+        let missing = Target::whole(dir.path().join("missing"));
+        assert!(DiskWriter::open(&missing, Progress::default())
+            .unwrap_err()
+            .to_string()
+            .contains("cannot open"));
+    }
+
+    #[test]
+    fn unknown_size_overflow_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(&dir, "disk", &[0; 10]);
+        let mut w = DiskWriter::open(&Target::whole(&path), Progress::default()).unwrap();
+        w.prepare(None).unwrap();
+        w.write_at(0, &[1; 10]).unwrap();
+        let err = w.write_at(10, &[1]).unwrap_err().to_string();
+        assert!(
+            err.contains("no length") && err.contains("at byte 10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_test() {
+        assert!(is_zero(&[0; 10000]));
+        let mut v = vec![0; 10000];
+        v[9999] = 1;
+        assert!(!is_zero(&v));
+        assert!(is_zero(&[]));
+    }
+}
