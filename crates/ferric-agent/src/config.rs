@@ -103,6 +103,10 @@ pub struct Flags {
     /// --disk or a fake /proc is given.
     #[arg(long, default_value = "auto")]
     pub power_off_mode: String,
+    /// Where to post the inventory before lookup (kernel:
+    /// ipa-inspection-callback-url); default: API_URL/v1/continue_inspection
+    #[arg(long)]
+    pub inspection_callback_url: Option<String>,
     /// Let disk commands write real block devices found under --dev-root
     /// (without it only --disk files are ever written).
     #[arg(long)]
@@ -169,6 +173,10 @@ pub struct Config {
     pub allow_block_devices: bool,
     /// Debug logging.
     pub debug: bool,
+    /// Where the inventory is posted before lookup (IPA's
+    /// `ipa-inspection-callback-url`); `None`: the first API URL's
+    /// `/v1/continue_inspection`.
+    pub inspection_callback_url: Option<String>,
 }
 
 /// A configuration value that cannot be used.
@@ -347,6 +355,11 @@ impl Config {
             power_off_mode,
             allow_block_devices: flags.allow_block_devices,
             debug: flags.debug || params.bool("ipa-debug"),
+            inspection_callback_url: flags
+                .inspection_callback_url
+                .clone()
+                .or_else(|| params.get("ipa-inspection-callback-url").map(str::to_owned))
+                .filter(|u| !u.is_empty()),
         })
     }
 }

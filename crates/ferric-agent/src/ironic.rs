@@ -248,6 +248,60 @@ impl IronicClient {
         unreachable!("the attempt counter is unbounded")
     }
 
+    /// Posts the inventory for inspection (IPA's `call_inspector`, which
+    /// sends no microversion): Ironic answers with the node's UUID (and, at
+    /// 1.84, what a lookup answers). A node that is not being inspected is
+    /// not an error: `None`, and lookup goes on as usual.
+    pub async fn continue_inspection(
+        &self,
+        url: Option<&str>,
+        data: &serde_json::Value,
+    ) -> Result<Option<String>, IronicError> {
+        let body = serde_json::to_vec(data).map_err(|e| IronicError::BadAnswer(e.to_string()))?;
+        let (status, answer) = match url {
+            Some(url) => self.request_url(url, body).await?,
+            None => {
+                self.request(Method::POST, "/v1/continue_inspection", None, Some(body))
+                    .await?
+            }
+        };
+        if !status.is_success() {
+            tracing::info!(status = status.as_u16(), message = %ironic_error_text(&answer), "inspection not taken; proceeding with lookup");
+            return Ok(None);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&answer).map_err(|e| IronicError::BadAnswer(e.to_string()))?;
+        let uuid = value
+            .get("uuid")
+            .or_else(|| value.get("node").and_then(|n| n.get("uuid")))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Ok(uuid)
+    }
+
+    async fn request_url(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>), IronicError> {
+        let sent = self
+            .http
+            .post(url)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let unreachable = |e: reqwest::Error| IronicError::Unreachable {
+            url: url.to_owned(),
+            reason: transport_text(&e),
+        };
+        let resp = sent.map_err(unreachable)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        Ok((status, bytes.to_vec()))
+    }
+
     /// One heartbeat; Ironic answers 202.
     pub async fn heartbeat(
         &self,

@@ -55,7 +55,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             sys: config.sys_root.clone(),
             dev: config.dev_root.clone(),
         };
-        let inv = inventory::collect(&roots, &config.disk_files, config.bootif.as_deref());
+        let inv = inventory::collect_for(&roots, &config);
         println!("{}", serde_json::to_string_pretty(&inv)?);
         return Ok(());
     }
@@ -97,7 +97,8 @@ async fn lookup(agent: &Arc<Agent>) -> anyhow::Result<()> {
         tracing::warn!("no ipa-api-url given: no lookup, no heartbeats");
         return Ok(());
     };
-    let query = agent.lookup_query();
+    let mut query = agent.lookup_query();
+    query.node_uuid = inspect(agent, client).await;
     if query.addresses.is_empty() {
         tracing::warn!("no interface with a MAC address found: lookup will probably fail");
     }
@@ -110,6 +111,36 @@ async fn lookup(agent: &Arc<Agent>) -> anyhow::Result<()> {
         .await
         .context("Error getting configuration from Ironic")?;
     agent.process_lookup(answer).map_err(anyhow::Error::msg)
+}
+
+/// IPA's `inspector.inspect`: the inventory is posted before lookup; if a
+/// node waits for it, its UUID comes back and lookup asks for that node.
+async fn inspect(agent: &Arc<Agent>, client: &ironic::IronicClient) -> Option<String> {
+    let inventory = inventory::collect_for(&agent.roots, &agent.config);
+    let root_disk = ferric_ipa::hints::guess_root_disk(&inventory.disks, 4 << 30)
+        .ok()
+        .cloned();
+    let data = serde_json::json!({
+        "inventory": inventory,
+        "root_disk": root_disk,
+        "boot_interface": agent.config.bootif,
+        "error": null,
+    });
+    match client
+        .continue_inspection(agent.config.inspection_callback_url.as_deref(), &data)
+        .await
+    {
+        Ok(uuid) => {
+            if let Some(u) = &uuid {
+                tracing::info!(node = %u, "inventory posted for inspection");
+            }
+            uuid
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not post the inventory; proceeding with lookup");
+            None
+        }
+    }
 }
 
 /// Binds the listener; the IPv6 wildcard falls back to IPv4's.

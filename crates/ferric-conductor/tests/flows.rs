@@ -108,7 +108,9 @@ async fn fake_hardware_lifecycle() {
     assert_eq!(node.last_error, None);
     assert!(node.deploy_step.is_empty());
     // The dict became the ISO Ironic builds, gzipped and base64-encoded.
-    let stored = node.instance_info["configdrive"].as_str().expect("an encoded image");
+    let stored = node.instance_info["configdrive"]
+        .as_str()
+        .expect("an encoded image");
     assert!(matches!(
         ferric_image::configdrive::decode(stored),
         Ok(ferric_image::configdrive::ConfigDriveSource::Image(_))

@@ -25,12 +25,18 @@ pub fn forget_agent(node: &mut Node) {
 }
 
 /// Powers the node on or off, or reboots it, through its power interface,
-/// and records the state it reached. Power-offs and reboots forget the
-/// agent first, so the agent that boots next gets a token of its own.
+/// and records the state it reached and when it changed
+/// (`last_power_state_change`, as Ironic's `node_power_action`).
+/// Power-offs and reboots forget the agent first, so the agent that boots
+/// next gets a token of its own.
 pub async fn power_action(task: &mut Task<'_>, target: PowerState) -> Result<(), DriverError> {
     if target != PowerState::On {
         forget_agent(task.node);
     }
+    task.node.driver_internal_info.insert(
+        "last_power_state_change".into(),
+        serde_json::json!(ferric_core::naive_timestamp(chrono::Utc::now())),
+    );
     let power = task.driver.power.clone();
     match target {
         PowerState::Rebooting | PowerState::SoftRebooting => power.reboot(task, None).await?,

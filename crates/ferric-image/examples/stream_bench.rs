@@ -15,9 +15,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     match args.first().map(String::as_str) {
         Some("write") if args.len() >= 3 => {
-            let checksum = args.get(3).map(|hex| ExpectedChecksum::Hash { algorithm: Algorithm::Sha256, hex: hex.clone() });
-            let source = ImageSource { urls: vec![args[1].clone()], checksum, disk_format: None };
-            let report = ferric_image::write_image(&source, &Target::whole(&args[2]), &Progress::default()).await?;
+            let checksum = args.get(3).map(|hex| ExpectedChecksum::Hash {
+                algorithm: Algorithm::Sha256,
+                hex: hex.clone(),
+            });
+            let source = ImageSource {
+                urls: vec![args[1].clone()],
+                checksum,
+                disk_format: None,
+            };
+            let report =
+                ferric_image::write_image(&source, &Target::whole(&args[2]), &Progress::default())
+                    .await?;
             println!("{report:?}");
         }
         Some("sha256") if args.len() == 2 => {

@@ -31,6 +31,10 @@ const MAX_L2_TABLES: usize = 1 << 19;
 const FETCH_MERGE_GAP: u64 = 64 * 1024;
 const FETCH_MAX_LEN: u64 = 8 * 1024 * 1024;
 const MAX_ZSTD_WINDOW: u64 = 8 * 1024 * 1024;
+/// Tables and clusters that may share one file byte. qemu's images share at most a sector
+/// between two neighbouring compressed clusters; more is a crafted file (work and memory
+/// would grow with every extra reference).
+const MAX_OVERLAPPING: usize = 64;
 
 const INCOMPAT_DIRTY: u64 = 1 << 0;
 const INCOMPAT_CORRUPT: u64 = 1 << 1;
@@ -225,7 +229,9 @@ fn check_l1(h: &Header) -> Result<(), ImageError> {
             h.l1_size
         )));
     }
-    if h.l1_size > 0 && (h.l1_table_offset == 0 || !h.l1_table_offset.is_multiple_of(h.cluster_size())) {
+    if h.l1_size > 0
+        && (h.l1_table_offset == 0 || !h.l1_table_offset.is_multiple_of(h.cluster_size()))
+    {
         return Err(bad(format!(
             "L1 table offset {:#x} is not a valid cluster offset",
             h.l1_table_offset
@@ -404,7 +410,11 @@ impl StreamReader {
     /// The end of the next run of bytes over which the set of active items does not change.
     fn next_boundary(&self, cursor: u64, chunk_end: u64) -> u64 {
         let mut next = chunk_end;
-        for item in self.pending.range(..(cursor, u64::MAX)).map(|(_, i)| i) {
+        let active = self
+            .pending
+            .range(..(cursor, u64::MAX))
+            .take(MAX_OVERLAPPING + 1);
+        for item in active.map(|(_, i)| i) {
             next = next.min(item.end());
         }
         if let Some(((start, _), _)) = self.pending.range((cursor + 1, 0)..).next() {
@@ -424,7 +434,13 @@ impl StreamReader {
             .pending
             .range(..(from, u64::MAX))
             .map(|(k, _)| *k)
+            .take(MAX_OVERLAPPING + 1)
             .collect();
+        if active.len() > MAX_OVERLAPPING {
+            return Err(bad(format!(
+                "more than {MAX_OVERLAPPING} clusters use the file byte at {from:#x}"
+            )));
+        }
         for key in active {
             let Some(mut item) = self.pending.remove(&key) else {
                 continue;
@@ -1244,6 +1260,27 @@ mod tests {
         let mut truncated = image.clone();
         truncated.truncate(truncated.len() - 1000);
         assert!(refused(&truncated).contains("outside the file"));
+    }
+
+    #[test]
+    fn a_cluster_shared_by_too_many_entries_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = ["write -P 1 0 64k", "write -P 2 64k 64k"];
+        let (image, raw) = qemu_image(dir.path(), &["-o", "compat=1.1"], &io, None);
+        let l1 = be_u64(&image, 40) as usize;
+        let l2 = (be_u64(&image, l1) & L1E_OFFSET_MASK) as usize;
+        let first = be_u64(&image, l2);
+        let shared = |copies: usize| {
+            let mut img = image.clone();
+            for i in 0..copies {
+                put_u64(&mut img, l2 + 8 * i, first);
+            }
+            img
+        };
+        let mut want = raw.clone();
+        want.copy_within(0..65536, 65536);
+        check_all_chunkings(&shared(2), &want);
+        assert!(refused(&shared(65)).contains("more than 64 clusters use the file byte"));
     }
 
     #[test]

@@ -77,6 +77,39 @@ pub fn collect(roots: &Roots, disk_files_given: &[PathBuf], bootif: Option<&str>
     }
 }
 
+/// The inventory the agent reports: [`collect`], except that a machine
+/// simulated with `--mac` has exactly those NICs (named `sim0`, `sim1`,
+/// ...; the first is the one it booted from), not the host's.
+pub fn collect_for(roots: &Roots, config: &crate::config::Config) -> Inventory {
+    let mut inventory = collect(roots, &config.disk_files, config.bootif.as_deref());
+    if !config.macs.is_empty() {
+        inventory.interfaces = config
+            .macs
+            .iter()
+            .enumerate()
+            .map(|(i, mac)| ferric_ipa::inventory::NetworkInterface {
+                name: format!("sim{i}"),
+                mac_address: Some(mac.to_string()),
+                ipv4_address: None,
+                ipv6_address: None,
+                has_carrier: true,
+                lldp: None,
+                vendor: None,
+                product: None,
+                client_id: None,
+                biosdevname: None,
+                speed_mbps: None,
+                pci_address: None,
+                driver: None,
+            })
+            .collect();
+        if inventory.boot.pxe_interface.is_none() {
+            inventory.boot.pxe_interface = config.macs.first().map(|m| m.to_string());
+        }
+    }
+    inventory
+}
+
 /// DMI data from /sys/class/dmi/id, as IPA takes it from lshw.
 pub fn system_vendor(sys: &Path) -> SystemVendorInfo {
     let dmi = sys.join("class/dmi/id");
