@@ -3,8 +3,8 @@
 A walkthrough is a fenced `sh` block right after a line
 `<!-- walkthrough: NAME -->`. Each runs in bash with `-e -u -o pipefail`, in a
 temporary HOME, against a fresh `ferric serve` on the README's default
-address (127.0.0.1:6385), with the suite's own OpenStack client first on
-PATH. A command that fails fails the test, so the README cannot drift from
+address (127.0.0.1:6385), with the suite's own OpenStack client and the
+built `ferric-agent` first on PATH. A command that fails fails the test, so the README cannot drift from
 what Ferric and the stock client do.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, FerricServer, openstack_binary
+from machines import agent_binary
 
 MARKER = re.compile(r"^<!-- walkthrough: (?P<name>[^>]+?) -->\s*\n```(?:sh|bash)\n(?P<body>.*?)^```", re.M | re.S)
 
@@ -41,7 +42,8 @@ def test_walkthrough_runs_verbatim(name: str, body: str, workdir: Path) -> None:
         script.write_text(body)
         client_bin = str(Path(openstack_binary()).resolve().parent)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "FERRIC_"))}
-        env.update(HOME=str(home), PATH=f"{client_bin}:{env.get('PATH', '')}", PYTHONWARNINGS="ignore")
+        agent_bin = str(agent_binary().parent)
+        env.update(HOME=str(home), PATH=f"{client_bin}:{agent_bin}:{env.get('PATH', '')}", PYTHONWARNINGS="ignore")
         proc = subprocess.run(
             ["bash", "-e", "-u", "-o", "pipefail", "-x", str(script)],
             cwd=home, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,

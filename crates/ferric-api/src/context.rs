@@ -165,7 +165,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let limit = if req.uri().path().ends_with("/states/provision") {
+        // Config drives travel in deploy requests, the agent's logs in its
+        // inspection data.
+        let path = req.uri().path();
+        let limit = if path.ends_with("/states/provision") || path.ends_with("/continue_inspection")
+        {
             64 * MAX_BODY
         } else {
             MAX_BODY

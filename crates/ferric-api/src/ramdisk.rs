@@ -223,6 +223,12 @@ pub async fn continue_inspection(
     let node_uuid = p.take("node_uuid");
     p.finish()?;
     let modern = ctx.version.at_least(CONTINUE_INSPECTION);
+    // 1.1 too, as ironic-inspector's API (IPA posts without a version).
+    if !modern && ctx.version != crate::version::MIN {
+        return Err(ApiError::not_found(format!(
+            "API version 1.{CONTINUE_INSPECTION} or newer is required"
+        )));
+    }
     if node_uuid.is_some() && !modern {
         return Err(ApiError::not_found(format!(
             "API version 1.{CONTINUE_INSPECTION} or newer is required"

@@ -148,12 +148,12 @@ impl Conductor {
             Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
-        let answer = if with_token {
-            self.node_with_token(node.uuid).await?
-        } else {
-            LookupAnswer { node, token: None }
+        let mut task = self.inner.try_lock(&Ident::Uuid(node.uuid)).await?;
+        let token = with_token.then(|| hand_out_token(&mut task));
+        let answer = LookupAnswer {
+            node: task.node.clone(),
+            token,
         };
-        let task = self.inner.try_lock(&Ident::Uuid(uuid)).await?;
         flows::inspect::continue_with(task, inventory, plugin_data).await?;
         Ok(answer)
     }
@@ -211,8 +211,7 @@ impl Conductor {
                 token: Some(Secret::new(ferric_core::secret::MASK.to_owned())),
             });
         }
-        let token = new_token();
-        task.set_internal(TOKEN_KEY, json!(token.expose()));
+        let token = hand_out_token(&mut task);
         let node = task.release().await?;
         tracing::info!(node = %uuid, "agent token handed out");
         let what = crate::task::activity(node.provision_state);
@@ -316,7 +315,27 @@ fn check_heartbeat(
     if require_tls && !url.is_empty() && !url.starts_with("https://") {
         return invalid("TLS is required by configuration");
     }
+    let recorded_ca = node
+        .driver_internal_info
+        .get("agent_verify_ca")
+        .and_then(|v| v.as_str());
+    if let (Some(old), Some(new)) = (recorded_ca, heartbeat.agent_verify_ca.as_deref()) {
+        if old != new {
+            tracing::warn!(node = %node.uuid, "heartbeat with a certificate other than the recorded one");
+            return invalid("Detected change in ramdisk provided \"agent_verify_ca\"");
+        }
+    }
     Ok(())
+}
+
+/// The node's token, made now; `******` if one was handed out already.
+fn hand_out_token(task: &mut crate::task::Task) -> Secret<String> {
+    if task.node.driver_internal_info.contains_key(TOKEN_KEY) {
+        return Secret::new(ferric_core::secret::MASK.to_owned());
+    }
+    let token = new_token();
+    task.set_internal(TOKEN_KEY, json!(token.expose()));
+    token
 }
 
 /// 32 random bytes as URL-safe base64 without padding: Python's
@@ -376,7 +395,9 @@ pub(crate) fn agent_alive(
 pub(crate) fn record(node: &mut Node, heartbeat: &Heartbeat, now: chrono::DateTime<chrono::Utc>) {
     let info = &mut node.driver_internal_info;
     info.insert("agent_url".into(), json!(heartbeat.callback_url));
-    info.insert("agent_version".into(), json!(heartbeat.agent_version));
+    // An agent that sends no version predates versions: Ironic assumes 3.0.0.
+    let version = heartbeat.agent_version.as_deref().unwrap_or("3.0.0");
+    info.insert("agent_version".into(), json!(version));
     info.insert("agent_last_heartbeat".into(), json!(naive_timestamp(now)));
     if let Some(ca) = &heartbeat.agent_verify_ca {
         info.insert("agent_verify_ca".into(), json!(ca));

@@ -397,13 +397,14 @@ impl Drop for Task {
     }
 }
 
-/// The activity a provision state belongs to, as history events name it.
+/// The activity a provision state belongs to, as Ironic's history events
+/// name it (`states.INTROSPECTION`, `states.UNPROVISION`, ...).
 pub(crate) fn activity(state: ProvisionState) -> &'static str {
     use ProvisionState as S;
     match state {
         S::Deploying | S::DeployWait | S::DeployHold | S::DeployFailed | S::Active => "deploying",
         S::Cleaning | S::CleanWait | S::CleanHold | S::CleanFailed => "cleaning",
-        S::Inspecting | S::InspectWait | S::InspectFailed => "inspecting",
+        S::Inspecting | S::InspectWait | S::InspectFailed => "introspection",
         S::Servicing | S::ServiceWait | S::ServiceHold | S::ServiceFailed => "servicing",
         S::Rescuing
         | S::RescueWait

@@ -711,6 +711,17 @@ async fn step_arguments_are_masked_in_last_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conductor_killed_mid_step_picks_the_flow_up_at_the_agents_next_heartbeat() {
+    killed_mid_step(AgentProgress::Idle).await;
+}
+
+/// The agent's only command was reading its steps: it looks freshly booted,
+/// yet the step must run, not be skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_never_handed_over_runs_even_if_the_agent_looks_fresh() {
+    killed_mid_step(AgentProgress::Booted).await;
+}
+
+async fn killed_mid_step(after_restart: AgentProgress) {
     let r = rig(config()).await;
     let uuid = r.manageable().await;
     r.script().prepare_cleaning = Some(Outcome::Done);
@@ -750,7 +761,7 @@ async fn a_conductor_killed_mid_step_picks_the_flow_up_at_the_agents_next_heartb
     let waiting = r.h.wait_for_state(uuid, S::DeployWait).await;
     assert_eq!(waiting.last_error, None);
     // The agent heartbeats, running nothing: the step runs again.
-    r.script().progress.push_back(AgentProgress::Idle);
+    r.script().progress.push_back(after_restart);
     conductor
         .heartbeat(&Ident::Uuid(uuid), Some(&token), heartbeat())
         .await

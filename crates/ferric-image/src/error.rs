@@ -64,6 +64,12 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// The image itself is refused (too large for the target, a format not
+    /// allowed): no download problem causes these.
+    pub fn is_about_the_image(&self) -> bool {
+        matches!(self, ImageError::ImageTooLarge(_) | ImageError::Format(_))
+    }
+
     pub(crate) fn target(path: &std::path::Path, detail: impl std::fmt::Display) -> Self {
         ImageError::Target {
             path: path.display().to_string(),

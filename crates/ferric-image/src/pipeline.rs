@@ -223,6 +223,10 @@ impl Fetcher {
             .await
             .map_err(|e| ImageError::Download(format!("writer thread failed: {e}")));
         let verified = match (pumped, outcome) {
+            // What the writer found wrong with the image itself (too large,
+            // a bad header) is the cause, even if the download ended (and
+            // was verified) before the writer said so.
+            (_, Ok(Err(e))) if e.is_about_the_image() => return Err(e),
             (Err(PumpError::Image(e)), _) => return Err(e),
             (_, Err(e)) | (_, Ok(Err(e))) => return Err(e),
             (Err(PumpError::WriterGone), Ok(Ok(_))) => {

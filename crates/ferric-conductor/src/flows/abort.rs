@@ -64,15 +64,15 @@ pub(crate) async fn abort_now(mut task: Task, kind: StepKind) -> Result<()> {
         StepKind::Service => Ok(()),
     };
     kind.current(&mut task).clear();
+    task.node.last_error = Some(match cleanup {
+        Ok(()) => msg,
+        Err(e) => format!("{msg}. Also failed to clean up after aborting the operation: {e}"),
+    });
     match kind {
         StepKind::Clean => super::wipe_cleaning_info(&mut task),
         StepKind::Deploy => super::wipe_deploy_info(&mut task),
         StepKind::Service => super::wipe_service_info(&mut task),
     }
-    task.node.last_error = Some(match cleanup {
-        Ok(()) => msg,
-        Err(e) => format!("{msg}. Also failed to clean up after aborting the operation: {e}"),
-    });
     match kind {
         StepKind::Clean => {
             let manual = task.node.target_provision_state == Some(S::Manageable);

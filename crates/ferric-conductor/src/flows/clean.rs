@@ -239,6 +239,7 @@ pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
     task.node.clean_step.clear();
     task.remove_internal("clean_step_index");
     task.node.last_error = Some(msg);
+    super::wipe_agent(&mut task);
     let target = is_manual(&task).then_some(ProvisionState::Manageable);
     task.fire(Event::Fail, target)?;
     task.release().await?;

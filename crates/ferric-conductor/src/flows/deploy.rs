@@ -231,8 +231,8 @@ pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
         }
     }
     task.node.deploy_step.clear();
-    super::wipe_deploy_info(&mut task);
     task.node.last_error = Some(msg);
+    super::wipe_deploy_info(&mut task);
     task.fire(Event::Fail, None)?;
     task.release().await?;
     Ok(())

@@ -11,21 +11,6 @@ use super::steps::{self, StepKind};
 use crate::error::Result;
 use crate::task::Task;
 
-/// States in which an agent may heartbeat but nothing waits on it: the
-/// heartbeat is only recorded (Ironic's `_HEARTBEAT_RECORD_ONLY`).
-const RECORD_ONLY: &[S] = &[
-    S::Enroll,
-    S::Manageable,
-    S::Available,
-    S::Cleaning,
-    S::Deploying,
-    S::Rescuing,
-    S::DeployHold,
-    S::CleanHold,
-    S::Servicing,
-    S::ServiceHold,
-];
-
 /// The states a heartbeat is accepted in without fast track (Ironic's
 /// `HEARTBEAT_ALLOWED`); fast track adds the idle ones.
 const ALLOWED: &[S] = &[
@@ -71,13 +56,6 @@ pub(crate) async fn record_and_continue(mut task: Task, heartbeat: Heartbeat) ->
             return Ok(());
         }
     };
-    if RECORD_ONLY.contains(&state) {
-        task.release().await?;
-        return Ok(());
-    }
-    if task.node.maintenance {
-        return in_maintenance(task, kind).await;
-    }
     let slot = match task.inner.worker_slot() {
         Ok(s) => s,
         Err(e) => {
@@ -87,7 +65,11 @@ pub(crate) async fn record_and_continue(mut task: Task, heartbeat: Heartbeat) ->
     };
     task.save().await?;
     let inner = task.inner.clone();
-    inner.spawn_flow(slot, "heartbeat", carry_on(task, kind));
+    if task.node.maintenance {
+        inner.spawn_flow(slot, "heartbeat in maintenance", in_maintenance(task, kind));
+    } else {
+        inner.spawn_flow(slot, "heartbeat", carry_on(task, kind));
+    }
     Ok(())
 }
 
@@ -118,7 +100,9 @@ async fn carry_on(mut task: Task, kind: StepKind) -> Result<()> {
         .call("deploy.heartbeat", |d, t| d.deploy.heartbeat(t, flow))
         .await;
     let interrupted = task.internal("step_interrupted") == Some(&Value::Bool(true));
-    task.remove_internal("step_interrupted");
+    if progress.is_ok() {
+        task.remove_internal("step_interrupted");
+    }
     match progress {
         Err(e) if e.is_transient() => {
             tracing::warn!(node = %task.node.uuid, error = %e.chain(), "could not read the agent's progress; trying again at the next heartbeat");
@@ -133,12 +117,27 @@ async fn carry_on(mut task: Task, kind: StepKind) -> Result<()> {
             };
             fail(task, kind, format!("{what}: {e}")).await
         }
-        Ok(AgentProgress::Idle) if interrupted => rerun_current(task, kind).await,
+        Ok(AgentProgress::Idle)
+            if interrupted || task.internal(kind.skip_key()) == Some(&Value::Bool(false)) =>
+        {
+            rerun_current(task, kind).await
+        }
         Ok(AgentProgress::Running | AgentProgress::Idle) => {
             task.release().await?;
             Ok(())
         }
-        Ok(AgentProgress::Booted) => booted(task, kind).await,
+        Ok(AgentProgress::Booted) => {
+            // The agent holds no result, yet the conductor stopped at a step
+            // after the agent was up: the step was never handed over. Unless
+            // the step had the machine rebooted, it runs again.
+            if interrupted
+                && !kind.current(&mut task).is_empty()
+                && task.internal(kind.reboot_key()).is_none()
+            {
+                task.set_internal(kind.skip_key(), Value::Bool(false));
+            }
+            booted(task, kind).await
+        }
         Ok(AgentProgress::StepDone) => step_done(task, kind).await,
         Ok(AgentProgress::RebootRequested) => reboot_for_step(task, kind).await,
         Ok(AgentProgress::StepFailed(msg)) => fail(task, kind, msg).await,
@@ -166,6 +165,11 @@ async fn booted(mut task: Task, kind: StepKind) -> Result<()> {
         })
         .await;
     if let Err(e) = refreshed {
+        if matches!(e, ferric_drivers::DriverError::Transient { .. }) {
+            tracing::warn!(node = %task.node.uuid, error = %e, "the agent is busy or out of reach; its steps are read at the next heartbeat");
+            task.release().await?;
+            return Ok(());
+        }
         let what = match kind {
             StepKind::Clean => "Node failed to start the first cleaning step",
             StepKind::Deploy => "Failed to load in-band deploy steps",
@@ -186,11 +190,6 @@ async fn booted(mut task: Task, kind: StepKind) -> Result<()> {
             }
         };
     }
-    if kind == StepKind::Deploy && task.internal("steps_validated") != Some(&Value::Bool(true)) {
-        if let Err(msg) = super::deploy::replan(&mut task) {
-            return super::deploy::fail(task, msg).await;
-        }
-    }
     step_done(task, kind).await
 }
 
@@ -201,13 +200,21 @@ async fn step_done(mut task: Task, kind: StepKind) -> Result<()> {
         tracing::info!(node = %task.node.uuid, "the step marked to abort after it has ended; aborting");
         return super::abort::abort_now(task, kind).await;
     }
+    // Once the agent is up (a fresh boot, or one kept by fast track) its
+    // own deploy steps are known: the plan is made again with them.
+    if steps::needs_replan(&task, kind) {
+        if let Err(msg) = super::deploy::replan(&mut task) {
+            return super::deploy::fail(task, msg).await;
+        }
+    }
     let next = steps::next_index(&mut task, kind);
     resume(task, kind, next).await
 }
 
-/// The conductor stopped between storing a step and handing it to the
-/// agent: the step runs again.
-async fn rerun_current(task: Task, kind: StepKind) -> Result<()> {
+/// The agent never got the step under way (the conductor stopped between
+/// storing it and handing it over, or the agent was busy): it runs again.
+async fn rerun_current(mut task: Task, kind: StepKind) -> Result<()> {
+    task.remove_internal(kind.skip_key());
     let current = task
         .internal(kind.index_key())
         .and_then(Value::as_u64)

@@ -81,6 +81,10 @@ async fn process(
         })
         .await;
     if let Err(e) = read {
+        // The ramdisk is left neither running nor set to boot.
+        if let Err(abort) = task.call("inspect.abort", |d, t| d.inspect.abort(t)).await {
+            tracing::warn!(node = %task.node.uuid, error = %abort.chain(), "could not power the node off after a failed inspection");
+        }
         task.node.last_error = Some(format!("Failed to finish inspection: {e}"));
         task.fire(Event::Fail, None)?;
         task.release().await?;

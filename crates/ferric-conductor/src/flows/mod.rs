@@ -90,6 +90,13 @@ fn wipe_internal(task: &mut Task, list_key: &str, keys: &[&str]) {
     ] {
         task.remove_internal(key);
     }
+    wipe_agent(task);
+}
+
+/// Forgets the agent's address, token and certificate unless fast track
+/// keeps the agent for the next flow (Ironic's `wipe_token_and_url`).
+/// Set `last_error` first: a failed flow keeps no agent.
+pub(crate) fn wipe_agent(task: &mut Task) {
     if !fast_track_able(task) {
         for key in ["agent_url", "agent_secret_token", "agent_verify_ca"] {
             task.remove_internal(key);

@@ -93,6 +93,7 @@ pub(crate) async fn fail(mut task: Task, msg: String) -> Result<()> {
     }
     task.node.service_step.clear();
     task.node.last_error = Some(msg);
+    super::wipe_agent(&mut task);
     task.fire(Event::Fail, None)?;
     task.release().await?;
     Ok(())

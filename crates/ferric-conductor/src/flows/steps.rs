@@ -310,24 +310,44 @@ pub(crate) fn store(task: &mut Task, kind: StepKind, steps: Vec<JsonObject>) {
 /// each one. A `wait` step with a duration parks the node in the flow's
 /// wait state for that long, then the run goes on.
 pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> Result<StepsEnd> {
-    let steps: Vec<JsonObject> = task
-        .internal(kind.list_key())
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
-        .unwrap_or_default();
-    for (index, step) in steps.iter().enumerate().skip(start) {
+    let mut index = start;
+    while let Some(step) = stored_steps(task, kind).get(index).cloned() {
         *kind.current(task) = step.clone().into();
         task.set_internal(kind.index_key(), json!(index));
         task.save().await?;
-        match run_one(task, kind, step).await? {
+        match run_one(task, kind, &step).await? {
             StepEnd::Next => {}
             StepEnd::Pause(d) => pause(task, d).await?,
             StepEnd::Stop(end) => return Ok(end),
+        }
+        if needs_replan(task, kind) {
+            // The step brought the agent up (fast track keeps one): its own
+            // deploy steps are known now, and the plan is made again.
+            if let Err(msg) = super::deploy::replan(task) {
+                return Ok(StepsEnd::Failed(msg));
+            }
+            index = next_index(task, kind);
+        } else {
+            index += 1;
         }
     }
     kind.current(task).clear();
     task.remove_internal(kind.index_key());
     Ok(StepsEnd::Done)
+}
+
+fn stored_steps(task: &Task, kind: StepKind) -> Vec<JsonObject> {
+    task.internal(kind.list_key())
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
+        .unwrap_or_default()
+}
+
+/// A deploy whose plan was made before its agent said which steps it has.
+pub(crate) fn needs_replan(task: &Task, kind: StepKind) -> bool {
+    kind == StepKind::Deploy
+        && task.internal("steps_validated") != Some(&Value::Bool(true))
+        && task.internal("agent_cached_deploy_steps").is_some()
 }
 
 /// The index to resume from after the step at the stored index ended: the
@@ -421,6 +441,16 @@ async fn run_one(task: &mut Task, kind: StepKind, step: &JsonObject) -> Result<S
         Ok(Outcome::Done) => StepEnd::Next,
         Ok(Outcome::Wait) => StepEnd::Stop(StepsEnd::Wait),
         Ok(Outcome::RerunAfterReboot) => {
+            task.set_internal(kind.skip_key(), json!(false));
+            StepEnd::Stop(StepsEnd::Wait)
+        }
+        // The node's agent was busy or briefly out of reach: the step is
+        // handed to it again at its next heartbeat (Ironic waits on a busy
+        // agent the same way).
+        Err(ferric_drivers::DriverError::Transient { message, .. })
+            if task.internal("agent_url").is_some() =>
+        {
+            tracing::warn!(node = %task.node.uuid, step = %name_of(step), error = %message, "the agent cannot take the step now; trying again at its next heartbeat");
             task.set_internal(kind.skip_key(), json!(false));
             StepEnd::Stop(StepsEnd::Wait)
         }

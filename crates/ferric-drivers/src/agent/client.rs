@@ -99,7 +99,9 @@ impl AgentClient {
                 .await;
             match sent {
                 Ok(resp) => return self.command_answer(name, resp).await,
-                Err(e) if attempt < self.attempts && (e.is_connect() || e.is_timeout()) => {
+                // A timed-out command may have reached the agent: it is not
+                // sent twice (the second would meet a busy agent).
+                Err(e) if attempt < self.attempts && e.is_connect() => {
                     tracing::warn!(node = %self.node, command = name, attempt, "agent unreachable; trying again");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -187,6 +189,7 @@ impl AgentClient {
                     return Ok(list.commands);
                 }
                 Err(e) if attempt < self.attempts && (e.is_connect() || e.is_timeout()) => {
+                    // Reading the status is safe to repeat.
                     attempt += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -195,13 +198,48 @@ impl AgentClient {
         }
     }
 
+    /// Runs `name` in the background and asks how it goes every two
+    /// seconds until it ends or `deadline` passes (Ironic's `poll=True`,
+    /// for commands that may outlast one HTTP call).
+    pub async fn command_polled(
+        &self,
+        name: &str,
+        params: Map<String, Value>,
+        deadline: tokio::time::Instant,
+    ) -> Result<CommandResult, DriverError> {
+        let started = self.command(name, params, false).await?;
+        if started.command_status.is_done() {
+            return Ok(started);
+        }
+        let short = name.split_once('.').map_or(name, |(_, n)| n);
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DriverError::Timeout {
+                    operation: format!("the agent's {name}"),
+                    seconds: 0,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let commands = self.commands().await?;
+            let last = commands
+                .iter()
+                .rev()
+                .find(|c| c.id == started.id || c.command_name == short);
+            if let Some(done) = last.filter(|c| c.command_status.is_done()) {
+                return Ok(done.clone());
+            }
+        }
+    }
+
+    /// The error of a failed call. reqwest's text carries the URL, and with
+    /// it the agent token: the URL is dropped.
     fn unreachable(&self, what: &str, e: reqwest::Error) -> DriverError {
         DriverError::transient(
             format!(
                 "Failed to connect to the agent running on node {} for {what}",
                 self.node
             ),
-            Some(std::sync::Arc::new(e)),
+            Some(std::sync::Arc::new(e.without_url())),
         )
     }
 }
@@ -248,4 +286,43 @@ pub fn ports_list(ports: &[ferric_core::Port]) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_call_never_shows_the_token() {
+        // A port nothing listens on: the connection is refused at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut node = Node::enroll(
+            ferric_core::NodeUuid::new_random(),
+            "fake-hardware".into(),
+            Default::default(),
+            chrono::Utc::now(),
+        );
+        node.driver_internal_info.insert(
+            "agent_url".into(),
+            json!(format!("http://127.0.0.1:{port}")),
+        );
+        node.driver_internal_info
+            .insert("agent_secret_token".into(), json!("s3cr3t-t0ken"));
+        let config = AgentConfig {
+            max_command_attempts: 1,
+            ..AgentConfig::default()
+        };
+        let client = AgentClient::for_node(&node, &config).unwrap();
+        let e = client.commands().await.unwrap_err();
+        assert!(e.is_transient());
+        assert!(!e.chain().contains("s3cr3t"), "{}", e.chain());
+        let e = client
+            .command("standby.sync", Map::new(), true)
+            .await
+            .unwrap_err();
+        assert!(!e.chain().contains("s3cr3t"), "{}", e.chain());
+        assert!(!format!("{e:?}").contains("s3cr3t"));
+    }
 }

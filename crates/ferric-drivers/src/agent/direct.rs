@@ -114,22 +114,36 @@ fn validate_root_device(node: &Node) -> Result<(), DriverError> {
         })
 }
 
-/// The boot mode the instance boots in: the node's, its capability, or
-/// Ironic's default (`uefi`).
+/// A `boot_mode` capability in a capabilities value: a dict, or Ironic's
+/// `key:value,key:value` string.
+fn boot_mode_capability(caps: Option<&Value>) -> Option<String> {
+    match caps? {
+        Value::Object(map) => map
+            .get("boot_mode")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        Value::String(text) => text
+            .split(',')
+            .filter_map(|c| c.split_once(':'))
+            .find(|(k, _)| k.trim() == "boot_mode")
+            .map(|(_, v)| v.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// The boot mode the instance boots in, in Ironic's order: the instance's
+/// capability, `instance_info.deploy_boot_mode`, the node's capability, the
+/// mode the BMC reports, and Ironic's default (`uefi`).
 fn boot_mode(node: &Node) -> String {
-    let capability = node
-        .properties
-        .get("capabilities")
-        .and_then(Value::as_str)
-        .and_then(|caps| {
-            caps.split(',')
-                .filter_map(|c| c.split_once(':'))
-                .find(|(k, _)| k.trim() == "boot_mode")
-                .map(|(_, v)| v.trim().to_owned())
-        });
-    node.boot_mode
-        .clone()
-        .or(capability)
+    boot_mode_capability(node.instance_info.get("capabilities"))
+        .or_else(|| {
+            node.instance_info
+                .get("deploy_boot_mode")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| boot_mode_capability(node.properties.get("capabilities")))
+        .or_else(|| node.boot_mode.clone())
         .unwrap_or_else(|| "uefi".to_owned())
 }
 
@@ -429,7 +443,10 @@ impl DirectDeploy {
                 return Ok(());
             }
             if attempt < retries {
-                tokio::time::sleep(interval).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = task.cancel.cancelled() => break,
+                }
             }
         }
         tracing::warn!(node = %task.node.uuid, "the node did not power off in time; forcing it off");
@@ -653,5 +670,91 @@ impl DeployInterface for DirectDeploy {
             }
         }
         Ok(verdict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(info: Value) -> Node {
+        let mut node = Node::enroll(
+            ferric_core::NodeUuid::new_random(),
+            "fake-hardware".into(),
+            Default::default(),
+            chrono::Utc::now(),
+        );
+        node.instance_info = info.as_object().cloned().unwrap_or_default().into();
+        node
+    }
+
+    #[test]
+    fn images_are_checked_as_ironic_does() {
+        let missing = validate_image(&node(json!({}))).unwrap_err().to_string();
+        assert!(
+            missing.ends_with("Missing are: ['instance_info.image_source']"),
+            "{missing}"
+        );
+        let no_sum = validate_image(&node(json!({"image_source": "http://x/i.raw"}))).unwrap_err();
+        assert!(no_sum
+            .to_string()
+            .contains("must be provided in instance_info"));
+        let half = node(json!({"image_source": "http://x/i.raw", "image_os_hash_algo": "sha256"}));
+        assert!(validate_image(&half).is_err());
+        let not_http = node(json!({"image_source": "glance://x", "image_checksum": "abc"}));
+        assert!(validate_image(&not_http).is_err());
+        let ok = node(
+            json!({"image_source": "https://x/i.qcow2", "image_os_hash_algo": "sha512",
+                             "image_os_hash_value": "ff"}),
+        );
+        validate_image(&ok).unwrap();
+    }
+
+    #[test]
+    fn image_info_is_what_ironic_sends() {
+        let mut n = node(json!({
+            "image_source": "http://img/os.qcow2", "image_url": "http://img/os.qcow2?sig=1",
+            "image_disk_format": "qcow2", "image_os_hash_algo": "sha256", "image_os_hash_value": "aa",
+            "configdrive": "H4sI...", "root_gb": 10,
+        }));
+        n.driver_internal_info
+            .insert("is_whole_disk_image".into(), json!(true));
+        let info = image_info(&n, true);
+        assert_eq!(info["id"], "os.qcow2");
+        assert_eq!(info["urls"], json!(["http://img/os.qcow2?sig=1"]));
+        assert_eq!(info["disk_format"], "qcow2");
+        assert_eq!(info["os_hash_value"], "aa");
+        assert_eq!(info["configdrive"], "H4sI...");
+        assert_eq!(info["node_uuid"], n.uuid.to_string());
+        assert!(
+            info.get("root_gb").is_none(),
+            "whole-disk images carry no partition sizes"
+        );
+        n.driver_internal_info
+            .insert("is_whole_disk_image".into(), json!(false));
+        let info = image_info(&n, true);
+        assert_eq!(info["root_gb"], 10);
+        assert_eq!(info["boot_option"], "local");
+        assert_eq!(info["deploy_boot_mode"], "uefi");
+    }
+
+    #[test]
+    fn boot_mode_follows_ironics_order() {
+        let mut n = node(json!({}));
+        assert_eq!(boot_mode(&n), "uefi");
+        n.boot_mode = Some("uefi".into());
+        n.properties
+            .insert("capabilities".into(), json!("boot_mode:bios,foo:bar"));
+        assert_eq!(
+            boot_mode(&n),
+            "bios",
+            "the node's capability beats the detected mode"
+        );
+        n.instance_info
+            .insert("deploy_boot_mode".into(), json!("uefi"));
+        assert_eq!(boot_mode(&n), "uefi");
+        n.instance_info
+            .insert("capabilities".into(), json!({"boot_mode": "bios"}));
+        assert_eq!(boot_mode(&n), "bios");
     }
 }

@@ -283,7 +283,7 @@ impl InspectInterface for AgentInspect {
         for (key, value) in props {
             task.node.properties.insert(key, value);
         }
-        task.record_event("inspecting", "Inventory received and stored")
+        task.record_event("introspection", "Inventory received and stored")
             .await;
         self.finish(task).await
     }
