@@ -6,7 +6,8 @@
 #
 #   benches/image.sh [WORKDIR]     (needs ~12 GB free in WORKDIR; default /tmp)
 #
-# Cases, each run twice:
+# Each agent write gets an image id of its own: the agent, as IPA, skips
+# writing an image id it has just written. Cases, each run twice:
 #   raw     2 GiB of random data      vs  curl -s URL | dd of=F bs=4M conv=fsync
 #   qcow2   2 GiB, half zero clusters vs  qemu-img convert -O raw (local file) + sync
 #   zeros   2 GiB, 128 MiB of data    vs  curl -s URL | dd of=F bs=4M conv=fsync
@@ -56,11 +57,11 @@ elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 agent_write() { # name format
     local sha; sha=$(sha256sum "www/$1" | cut -d' ' -f1)
     rm -f disk.img && truncate -s 8G disk.img
-    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    sync
     local t0; t0=$(now)
     curl -sf -X POST "http://127.0.0.1:19999/v1/commands/?wait=true&agent_token=$token" \
         -H 'Content-Type: application/json' \
-        -d "{\"name\": \"standby.prepare_image\", \"params\": {\"image_info\": {\"id\": \"$1\", \"urls\": [\"http://127.0.0.1:18999/$1\"], \"disk_format\": \"$2\", \"os_hash_algo\": \"sha256\", \"os_hash_value\": \"$sha\", \"stream_raw_images\": true}}}" \
+        -d "{\"name\": \"standby.prepare_image\", \"params\": {\"image_info\": {\"id\": \"$1-$RANDOM\", \"urls\": [\"http://127.0.0.1:18999/$1\"], \"disk_format\": \"$2\", \"os_hash_algo\": \"sha256\", \"os_hash_value\": \"$sha\", \"stream_raw_images\": true}}}" \
         > result.json
     local t1; t1=$(now)
     grep -q '"SUCCEEDED"' result.json || { echo "agent write of $1 failed: $(cat result.json)" >&2; exit 1; }
@@ -83,7 +84,7 @@ qemu_convert() {
     elapsed "$t0" "$t1"
 }
 
-timed() { local t0; t0=$(now); "$@" >/dev/null; local t1; t1=$(now); elapsed "$t0" "$t1"; }
+timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; local t1; t1=$(now); elapsed "$t0" "$t1"; }
 
 row() { printf '| %s | %s s, %s s | %s s, %s s |\n' "$1" "$2" "$3" "$4" "$5"; }
 
