@@ -184,3 +184,54 @@ fn history_records_errors_and_inventory_is_404_until_inspected() {
         format!("Node inventory record for node {uuid} could not be found.")
     );
 }
+
+#[test]
+fn agent_listen_serves_only_the_agents_endpoints() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferric"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("FERRIC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ferric");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut url = |prefix: &str| {
+        let line = lines.next().expect("a line").expect("text");
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_owned()
+    };
+    let api = url("ferric listening on ");
+    let agents = url("ferric serving agents on ");
+    let client = reqwest::blocking::Client::new();
+    let get = |base: &str, path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .header("X-OpenStack-Ironic-API-Version", LATEST)
+            .send()
+            .expect("answer")
+    };
+    assert_eq!(get(&agents, "/").status().as_u16(), 200);
+    let lookup = get(&agents, "/v1/lookup?addresses=52:54:00:12:34:56");
+    assert_eq!(lookup.status().as_u16(), 404);
+    let body: Value = lookup.json().expect("json");
+    assert_eq!(faultstring(&body), "Resource could not be found.");
+    assert_eq!(
+        get(&agents, "/v1/nodes").status().as_u16(),
+        404,
+        "no user API there"
+    );
+    assert_eq!(get(&api, "/v1/nodes").status().as_u16(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}

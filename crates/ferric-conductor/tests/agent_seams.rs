@@ -238,6 +238,17 @@ impl Rig {
         node.uuid
     }
 
+    /// A node cleaned without an agent (nothing to wait for), available.
+    async fn available(&self) -> NodeUuid {
+        let uuid = self.manageable().await;
+        self.script().prepare_cleaning = Some(Outcome::Done);
+        self.h
+            .provision(uuid, "provide", ProvisionAction::Provide)
+            .await;
+        self.h.wait_for_state(uuid, S::Available).await;
+        uuid
+    }
+
     /// The agent's one-time token, as a lookup hands it out.
     async fn token(&self, uuid: NodeUuid) -> Secret<String> {
         let answer = self
@@ -535,11 +546,7 @@ async fn a_failed_agent_step_fails_the_flow_with_its_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_step_only_the_agent_offers_runs_once_the_agent_is_up() {
     let r = rig(config()).await;
-    let uuid = r.manageable().await;
-    r.script().prepare_cleaning = Some(Outcome::Done);
-    r.h.provision(uuid, "provide", ProvisionAction::Provide)
-        .await;
-    r.h.wait_for_state(uuid, S::Available).await;
+    let uuid = r.available().await;
     let steps = objects(json!([
         {"interface": "deploy", "step": "erase_devices_metadata", "priority": 90}
     ]));
@@ -589,11 +596,7 @@ async fn a_deploy_step_only_the_agent_offers_runs_once_the_agent_is_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_goes_on_at_the_agents_first_heartbeat() {
     let r = rig(config()).await;
-    let uuid = r.manageable().await;
-    r.script().prepare_cleaning = Some(Outcome::Done);
-    r.h.provision(uuid, "provide", ProvisionAction::Provide)
-        .await;
-    r.h.wait_for_state(uuid, S::Available).await;
+    let uuid = r.available().await;
     r.h.provision(uuid, "active", deploy(None)).await;
     let booting = r.h.wait_for_state(uuid, S::DeployWait).await;
     assert_eq!(step_name(&booting.deploy_step), Some("deploy"));
@@ -620,11 +623,7 @@ async fn a_driver_call_past_its_timeout_fails_and_lets_go_of_the_node() {
         ..config()
     })
     .await;
-    let uuid = r.manageable().await;
-    r.script().prepare_cleaning = Some(Outcome::Done);
-    r.h.provision(uuid, "provide", ProvisionAction::Provide)
-        .await;
-    r.h.wait_for_state(uuid, S::Available).await;
+    let uuid = r.available().await;
     r.script().prepare_takes = Duration::from_secs(30);
     r.h.provision(uuid, "active", deploy(None)).await;
     // What prepare stored before it hung is already in the database.
@@ -646,11 +645,7 @@ async fn stopping_waits_a_bounded_time_for_flows() {
         ..config()
     })
     .await;
-    let uuid = r.manageable().await;
-    r.script().prepare_cleaning = Some(Outcome::Done);
-    r.h.provision(uuid, "provide", ProvisionAction::Provide)
-        .await;
-    r.h.wait_for_state(uuid, S::Available).await;
+    let uuid = r.available().await;
     r.script().prepare_takes = Duration::from_secs(120);
     r.h.provision(uuid, "active", deploy(None)).await;
     r.h.wait_until(uuid, SETTLE, "the deploy under way", |n| {
@@ -723,11 +718,7 @@ async fn a_step_never_handed_over_runs_even_if_the_agent_looks_fresh() {
 
 async fn killed_mid_step(after_restart: AgentProgress) {
     let r = rig(config()).await;
-    let uuid = r.manageable().await;
-    r.script().prepare_cleaning = Some(Outcome::Done);
-    r.h.provision(uuid, "provide", ProvisionAction::Provide)
-        .await;
-    r.h.wait_for_state(uuid, S::Available).await;
+    let uuid = r.available().await;
     r.h.provision(uuid, "active", deploy(None)).await;
     r.h.wait_for_state(uuid, S::DeployWait).await;
     let token = r.token(uuid).await;

@@ -5,55 +5,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod tools;
+use tools::*;
+
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ferric_image::erase::{destroy_metadata, erase, EraseError, EraseProgress, PassKind};
-
-const MIB: u64 = 1024 * 1024;
-
-fn output(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} could not run: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    run_with_input(program, args, None)
-}
-
-fn run_with_input(program: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let out = output(program, args, stdin);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn sized(path: &Path, size: u64) {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
-    file.set_len(size).unwrap();
-}
 
 /// Copies the file `from` into `disk` at `offset`.
 fn put(disk: &Path, offset: u64, from: &Path) {

@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod tools;
+use tools::*;
+
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
@@ -21,28 +23,7 @@ use ferric_image::partition::{BootMode, PartitionImageSpec, PartitionRole};
 use ferric_image::{ImageError, ImageSource, Progress};
 use serde_json::json;
 
-const MIB: u64 = 1024 * 1024;
 const ROOT_FS_UUID: &str = "5e0c4a3b-8d2f-4a1e-9b7c-0123456789ab";
-
-fn output(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("{program} could not run: {e}"))
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = output(program, args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 fn blkid_at(disk: &Path, offset: u64) -> String {
     run(

@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod tools;
+use tools::*;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ferric_image::partition::fat::{format_fat32, FatOptions};
 use ferric_image::partition::swap::{write_swap, SwapOptions};
@@ -15,28 +17,7 @@ use ferric_image::partition::{
 };
 use serde_json::Value;
 
-const MIB: u64 = 1024 * 1024;
 const DISK: u64 = 4096 * MIB;
-
-fn output(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("{program} could not run: {e}"))
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = output(program, args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 fn sparse_file(path: &Path, size: u64) {
     let file = std::fs::File::create(path).unwrap();
@@ -376,7 +357,7 @@ fn parted_args(spec: &PartitionImageSpec, layout: &PartitionLayout) -> Vec<Strin
 
 #[test]
 fn layouts_match_what_parted_makes_from_ipas_commands() {
-    if output("parted", &["--version"]).status.code() != Some(0) {
+    if output("parted", &["--version"], None).status.code() != Some(0) {
         eprintln!("parted is not installed: comparison with parted skipped");
         return;
     }
@@ -424,7 +405,7 @@ fn layouts_match_what_parted_makes_from_ipas_commands() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         // parted on a file calls udevadm, which may be missing: look at
         // the result, not the exit code.
-        let _ = output("parted", &refs);
+        let _ = output("parted", &refs, None);
         let strip = |v: Vec<(u64, u64, String, String, String, bool)>| {
             v.into_iter()
                 .map(|p| (p.0, p.1, p.2, p.4, p.5))

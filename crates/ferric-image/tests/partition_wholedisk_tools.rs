@@ -5,8 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod tools;
+use tools::*;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ferric_image::configdrive::{ConfigDriveContent, ConfigDriveImage};
 use ferric_image::partition::{
@@ -14,49 +16,6 @@ use ferric_image::partition::{
     validate_partitioning, DiskLabel, PartitionError, PartitionType,
 };
 use serde_json::{json, Value};
-
-const MIB: u64 = 1024 * 1024;
-
-fn output(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} could not run: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    run_with_input(program, args, None)
-}
-
-fn run_with_input(program: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let out = output(program, args, stdin);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn sized(path: &Path, size: u64) {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
-    file.set_len(size).unwrap();
-}
 
 /// A 1 GiB GPT image with two partitions, "written" to a 2 GiB disk.
 fn gpt_image_on_bigger_disk(path: &Path) {
