@@ -2,7 +2,6 @@
 //! agent is handed at lookup, and its heartbeats, which carry a waiting
 //! flow on (the handlers are in `flows::heartbeat`).
 
-use chrono::Duration;
 use ferric_core::{
     naive_timestamp, Ident, MacAddress, Node, NodeIdent, NodeUuid, ProvisionState as S, Secret,
 };
@@ -372,23 +371,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Whether the node's agent heartbeated within `within`, as Ironic's
-/// `agent_is_alive` reads `agent_last_heartbeat`.
-pub(crate) fn agent_alive(
-    node: &Node,
-    now: chrono::DateTime<chrono::Utc>,
-    within: Duration,
-) -> bool {
-    if !node.driver_internal_info.contains_key("agent_url") {
-        return false;
-    }
-    node.driver_internal_info
-        .get("agent_last_heartbeat")
-        .and_then(|v| v.as_str())
-        .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
-        .is_some_and(|t| now - t.and_utc() <= within)
 }
 
 /// What a heartbeat writes on the node, with Ironic's keys.

@@ -97,7 +97,7 @@ pub(crate) async fn node_power_action(
                 task.node.power_state = Some(current);
                 task.node.target_power_state = None;
                 if new_state == PowerState::Off {
-                    forget_agent(task);
+                    ferric_drivers::forget_agent(&mut task.node);
                 }
                 task.save().await?;
                 return Ok(Ok(()));
@@ -116,7 +116,7 @@ pub(crate) async fn node_power_action(
     let now = naive_timestamp(task.now());
     task.set_internal("last_power_state_change", json!(now));
     if target != PowerState::On {
-        forget_agent(task);
+        ferric_drivers::forget_agent(&mut task.node);
     }
     task.save().await?;
     let limit = call_limit(task, timeout);
@@ -151,10 +151,6 @@ pub(crate) async fn node_power_action(
 fn call_limit(task: &Task, timeout: Option<Duration>) -> Duration {
     let default = task.inner.call_timeout();
     timeout.map_or(default, |t| default.max(t + Duration::from_secs(30)))
-}
-
-pub(crate) fn forget_agent(task: &mut Task) {
-    ferric_drivers::forget_agent(&mut task.node);
 }
 
 async fn record_failure(task: &mut Task, msg: String) -> Result<Result<(), String>> {

@@ -115,7 +115,7 @@ pub(crate) fn recover_interrupted(
     let resumable = matches!(
         node.provision_state,
         S::Deploying | S::Cleaning | S::Servicing
-    ) && crate::agent::agent_alive(node, now, agent_window);
+    ) && ferric_drivers::agent::agent_heard_within(node, now, agent_window);
     if !resumable {
         return fail_interrupted(node, host, now);
     }

@@ -15,7 +15,10 @@ use ferric_core::{BootDevice, InterfaceKind, JsonObject, Node, PowerState, Provi
 use serde_json::{json, Map, Value};
 
 use super::client::{command_error, AgentClient};
-use super::{cached_steps, execute_in_band, fast_track, flow_of, progress, refresh_steps, step_id};
+use super::{
+    cached_steps, current_step, execute_in_band, fast_track, flow_of, progress, refresh_steps,
+    step_id,
+};
 use crate::error::DriverError;
 use crate::interface::*;
 use crate::power::{forget_agent, power_action};
@@ -275,10 +278,6 @@ fn capability(node: &Node, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn deploy_failure(message: impl Into<String>) -> DriverError {
-    DriverError::failed(message)
-}
-
 impl DirectDeploy {
     /// `deploy`: boot the ramdisk, unless fast track reuses a live agent.
     async fn deploy(&self, task: &mut Task<'_>) -> Result<Outcome, DriverError> {
@@ -355,7 +354,7 @@ impl DirectDeploy {
                 .command("image.install_bootloader", params, true)
                 .await?;
             if result.command_status == ferric_ipa::CommandStatus::Failed {
-                return Err(deploy_failure(format!(
+                return Err(DriverError::failed(format!(
                     "Failed to install a bootloader when deploying node {}: {}",
                     task.node.uuid,
                     command_error(&result)
@@ -363,9 +362,9 @@ impl DirectDeploy {
             }
         }
         let boot = task.driver.boot.clone();
-        boot.prepare_instance(task)
-            .await
-            .map_err(|e| deploy_failure(format!("Failed to prepare instance for booting: {e}")))?;
+        boot.prepare_instance(task).await.map_err(|e| {
+            DriverError::failed(format!("Failed to prepare instance for booting: {e}"))
+        })?;
         let persistent = task
             .node
             .driver_info
@@ -377,7 +376,7 @@ impl DirectDeploy {
             .set_boot_device(task, BootDevice::Disk, persistent)
             .await
             .map_err(|e| {
-                deploy_failure(format!(
+                DriverError::failed(format!(
                     "Failed to change the boot device to disk when deploying node {}: {e}",
                     task.node.uuid
                 ))
@@ -468,7 +467,7 @@ impl DirectDeploy {
             Ok(())
         };
         result.map_err(|e| {
-            deploy_failure(format!(
+            DriverError::failed(format!(
                 "Error booting node {} after deploy. {e}",
                 task.node.uuid
             ))
@@ -565,12 +564,7 @@ impl Interface for DirectDeploy {
                 flow.as_str()
             )));
         }
-        let current = match flow {
-            StepFlow::Clean => task.node.clean_step.clone(),
-            StepFlow::Deploy => task.node.deploy_step.clone(),
-            StepFlow::Service => task.node.service_step.clone(),
-        };
-        let mut request = current.into_inner();
+        let mut request = current_step(task.node, flow);
         request.insert("args".into(), Value::Object(args.clone()));
         execute_in_band(task, flow, Value::Object(request)).await?;
         Ok(Outcome::Wait)
@@ -664,7 +658,7 @@ impl DeployInterface for DirectDeploy {
     ) -> Result<AgentProgress, DriverError> {
         let verdict = progress(task, flow).await?;
         if verdict == AgentProgress::StepDone && flow == StepFlow::Deploy {
-            let current = step_id(&task.node.deploy_step.clone().into_inner());
+            let current = step_id(&current_step(task.node, StepFlow::Deploy));
             if current == "deploy.write_image" {
                 task.record_event(EVENT, "Image written to the disk").await;
             }

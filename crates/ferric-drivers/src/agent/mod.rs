@@ -195,7 +195,7 @@ pub(crate) async fn progress(
     Ok(judge(&commands, flow, &current, task.node))
 }
 
-fn current_step(node: &Node, flow: StepFlow) -> ferric_core::JsonObject {
+pub(crate) fn current_step(node: &Node, flow: StepFlow) -> ferric_core::JsonObject {
     match flow {
         StepFlow::Clean => node.clean_step.clone().into(),
         StepFlow::Deploy => node.deploy_step.clone().into(),
@@ -286,7 +286,11 @@ pub(crate) async fn fast_track(task: &mut Task<'_>) -> bool {
     let deploy = &task.config.deploy;
     if !deploy.fast_track
         || task.node.last_error.is_some()
-        || !recently_heard(task.node, deploy.fast_track_timeout)
+        || !agent_heard_within(
+            task.node,
+            Utc::now(),
+            chrono::Duration::seconds(i64::try_from(deploy.fast_track_timeout).unwrap_or(i64::MAX)),
+        )
     {
         return false;
     }
@@ -294,20 +298,22 @@ pub(crate) async fn fast_track(task: &mut Task<'_>) -> bool {
     matches!(power.get_power_state(task).await, Ok(PowerState::On))
 }
 
-fn recently_heard(node: &Node, within: u64) -> bool {
+/// Whether the node's agent heartbeated within `within` of `now`, as
+/// Ironic's `agent_is_alive` reads `agent_last_heartbeat`; a node whose
+/// agent was forgotten (no `agent_url`) has none.
+pub fn agent_heard_within(
+    node: &Node,
+    now: chrono::DateTime<Utc>,
+    within: chrono::Duration,
+) -> bool {
     if !node.driver_internal_info.contains_key("agent_url") {
         return false;
     }
-    let Some(last) = node
-        .driver_internal_info
+    node.driver_internal_info
         .get("agent_last_heartbeat")
         .and_then(Value::as_str)
         .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
-    else {
-        return false;
-    };
-    let age = Utc::now() - last.and_utc();
-    age <= chrono::Duration::seconds(i64::try_from(within).unwrap_or(i64::MAX))
+        .is_some_and(|t| now - t.and_utc() <= within)
 }
 
 #[cfg(test)]
