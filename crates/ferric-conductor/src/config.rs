@@ -20,6 +20,8 @@ pub struct ConductorConfig {
     /// 0 disables the power-state sync.
     pub sync_power_state_interval: u64,
     pub power_state_sync_max_retries: u32,
+    /// BMCs the power-state sync asks at once.
+    pub sync_power_state_workers: usize,
     pub force_power_state_during_sync: bool,
     /// How often nodes put in maintenance by failing BMCs are retried; 0
     /// disables it.
@@ -62,6 +64,7 @@ impl Default for ConductorConfig {
             node_locked_retry_interval: 1,
             sync_power_state_interval: 120,
             power_state_sync_max_retries: 3,
+            sync_power_state_workers: 8,
             force_power_state_during_sync: true,
             power_failure_recovery_interval: 300,
             check_provision_state_interval: 60,
@@ -101,6 +104,9 @@ impl ConductorConfig {
         }
         if self.node_locked_retry_attempts == 0 {
             return Err("conductor.node_locked_retry_attempts must be at least 1".into());
+        }
+        if self.sync_power_state_workers == 0 {
+            return Err("conductor.sync_power_state_workers must be at least 1".into());
         }
         if self.driver_call_timeout == 0 {
             return Err("conductor.driver_call_timeout must be at least 1 second".into());

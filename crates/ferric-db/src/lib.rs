@@ -32,6 +32,44 @@ pub enum AfterSave {
     Release,
 }
 
+/// A node as the periodic tasks read it: identity, states, locks, driver,
+/// interfaces and `driver_info`. The large fields (`instance_info` with its
+/// config drive, `properties`, `extra`, `driver_internal_info`, steps, RAID
+/// and network data, traits) are left out and empty here, so a brief node
+/// is never saved whole: its changes go through [`Store::save_power_sync`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BriefNode(Node);
+
+impl BriefNode {
+    /// The node with its large fields empty: for reading, never saving.
+    pub fn node(&self) -> &Node {
+        &self.0
+    }
+
+    /// An owned copy for a driver call that stores nothing.
+    pub fn to_read_only_node(&self) -> Node {
+        self.0.clone()
+    }
+}
+
+impl std::ops::Deref for BriefNode {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.0
+    }
+}
+
+/// What the power-state sync writes of a node it holds, releasing it in
+/// the same transaction: every field is written as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerSyncRecord {
+    pub power_state: Option<ferric_core::PowerState>,
+    pub maintenance: bool,
+    pub maintenance_reason: Option<String>,
+    pub fault: Option<String>,
+    pub last_error: Option<String>,
+}
+
 /// Everything Ferric stores.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -40,6 +78,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_node(&self, node: &Node) -> DbResult<Node>;
     async fn get_node(&self, ident: &NodeIdent) -> DbResult<Node>;
     async fn list_nodes(&self, filter: &NodeFilter, page: &Page) -> DbResult<Vec<Node>>;
+    /// As [`Store::list_nodes`], reading only the columns of a [`BriefNode`].
+    async fn list_nodes_brief(&self, filter: &NodeFilter, page: &Page) -> DbResult<Vec<BriefNode>>;
     /// Writes every field of `node` but its id, reservation, creation time
     /// and traits, if `holder` still holds its reservation.
     async fn save_node(&self, node: &Node, holder: &str, after: AfterSave) -> DbResult<Node>;
@@ -57,6 +97,17 @@ pub trait Store: Send + Sync + 'static {
     // Node locks.
     /// Takes the node's exclusive lock for `holder`, or says who has it.
     async fn reserve_node(&self, ident: &NodeIdent, holder: &str) -> DbResult<Node>;
+    /// As [`Store::reserve_node`], reading only the columns of a
+    /// [`BriefNode`].
+    async fn reserve_node_brief(&self, uuid: NodeUuid, holder: &str) -> DbResult<BriefNode>;
+    /// Writes what the power-state sync found and releases the node, if
+    /// `holder` holds it.
+    async fn save_power_sync(
+        &self,
+        uuid: NodeUuid,
+        holder: &str,
+        record: &PowerSyncRecord,
+    ) -> DbResult<()>;
     /// Lets go of the lock if `holder` has it; a no-op otherwise.
     async fn release_node(&self, uuid: NodeUuid, holder: &str) -> DbResult<()>;
     /// Clears every lock held by `holder`; returns the nodes it freed.

@@ -402,3 +402,56 @@ async fn history_keeps_the_newest_events_and_goes_with_its_node() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn brief_nodes_leave_the_large_fields_out_and_sync_writes_only_power() {
+    let (_dir, store) = open().await;
+    let mut node = fake_node(Some("big"));
+    node.instance_info
+        .insert("configdrive".into(), "x".repeat(1 << 20).into());
+    node.driver_info
+        .insert("ipmi_address".into(), "10.0.0.9".into());
+    node.traits = vec!["CUSTOM_GPU".into()];
+    let node = store.create_node(&node).await.unwrap();
+
+    let briefs = store
+        .list_nodes_brief(&NodeFilter::default(), &Page::default())
+        .await
+        .unwrap();
+    assert_eq!(briefs.len(), 1);
+    let brief = &briefs[0];
+    assert_eq!(brief.uuid, node.uuid);
+    assert_eq!(brief.driver_info, node.driver_info);
+    assert!(brief.instance_info.is_empty());
+    assert!(brief.traits.is_empty());
+
+    let held = store.reserve_node_brief(node.uuid, "me").await.unwrap();
+    assert_eq!(held.reservation.as_deref(), Some("me"));
+    assert!(held.instance_info.is_empty());
+    assert!(matches!(
+        store.reserve_node_brief(node.uuid, "other").await,
+        Err(DbError::NodeLocked { .. })
+    ));
+    let record = ferric_db::PowerSyncRecord {
+        power_state: Some(ferric_core::PowerState::On),
+        maintenance: true,
+        maintenance_reason: Some("why".into()),
+        fault: Some("power failure".into()),
+        last_error: Some("err".into()),
+    };
+    assert!(matches!(
+        store.save_power_sync(node.uuid, "other", &record).await,
+        Err(DbError::LockLost { .. })
+    ));
+    store
+        .save_power_sync(node.uuid, "me", &record)
+        .await
+        .unwrap();
+    let stored = store.get_node(&Ident::Uuid(node.uuid)).await.unwrap();
+    assert_eq!(stored.reservation, None);
+    assert_eq!(stored.power_state, Some(ferric_core::PowerState::On));
+    assert_eq!(stored.fault.as_deref(), Some("power failure"));
+    assert_eq!(stored.last_error.as_deref(), Some("err"));
+    assert_eq!(stored.instance_info, node.instance_info);
+    assert_eq!(stored.traits, vec!["CUSTOM_GPU".to_owned()]);
+}

@@ -253,6 +253,21 @@ impl ManagementInterface for FakeManagement {
         self.delay.wait().await;
         Ok(())
     }
+
+    fn supported_boot_modes(&self) -> Vec<BootMode> {
+        vec![BootMode::Bios, BootMode::Uefi]
+    }
+
+    /// The fake BMC's mode is whatever Ferric last set.
+    async fn get_boot_mode(&self, task: &Task<'_>) -> Result<Option<BootMode>, DriverError> {
+        Ok(task.node.boot_mode.as_deref().and_then(BootMode::parse))
+    }
+
+    async fn set_boot_mode(&self, task: &mut Task<'_>, mode: BootMode) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        task.node.boot_mode = Some(mode.as_str().to_owned());
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -296,9 +296,63 @@ pub struct BootDeviceSetting {
     pub persistent: Option<bool>,
 }
 
+/// How a machine's firmware boots: Ironic's `bios` (legacy) and `uefi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    Bios,
+    Uefi,
+}
+
+impl BootMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootMode::Bios => "bios",
+            BootMode::Uefi => "uefi",
+        }
+    }
+
+    /// Ironic's names; anything else is `None`.
+    pub fn parse(text: &str) -> Option<BootMode> {
+        match text {
+            "bios" => Some(BootMode::Bios),
+            "uefi" => Some(BootMode::Uefi),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for BootMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[async_trait]
 pub trait ManagementInterface: Interface {
     fn supported_boot_devices(&self) -> Vec<BootDevice>;
+
+    /// Boot modes the BMC can switch between; empty when it cannot.
+    fn supported_boot_modes(&self) -> Vec<BootMode> {
+        Vec::new()
+    }
+
+    /// The boot mode the BMC reports; `None` when it cannot tell.
+    async fn get_boot_mode(&self, _task: &Task<'_>) -> Result<Option<BootMode>, DriverError> {
+        Ok(None)
+    }
+
+    async fn set_boot_mode(
+        &self,
+        _task: &mut Task<'_>,
+        _mode: BootMode,
+    ) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported {
+            kind: self.kind(),
+            name: self.name().to_owned(),
+            operation: "set_boot_mode",
+        })
+    }
+
     async fn set_boot_device(
         &self,
         task: &mut Task<'_>,

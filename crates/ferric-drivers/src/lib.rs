@@ -14,19 +14,22 @@
 //!   lists only available ones as enabled.
 
 pub mod agent;
+pub mod boot_mode;
 mod config;
 mod error;
 pub mod fake;
 pub mod interface;
+pub mod ipmi;
 pub mod noop;
 pub mod power;
+pub mod redfish_info;
 pub mod registry;
 
 pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig};
 pub use error::{DriverError, Source};
 pub use fake::{DelayRange, FakeDelays};
 pub use interface::{
-    bounded, AgentProgress, BootDeviceSetting, BootInterface, DeployInterface, Heartbeat,
+    bounded, AgentProgress, BootDeviceSetting, BootInterface, BootMode, DeployInterface, Heartbeat,
     InspectInterface, Interface, ManagementInterface, Outcome, Persist, PowerInterface, StepDef,
     StepFlow, Task, TaskParts,
 };

@@ -9,8 +9,51 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferric_db::{BriefNode, NodeFilter, Page};
+
 use crate::config::secs;
 use crate::Inner;
+
+/// Nodes listed per query: what a periodic task holds in memory at most.
+pub(crate) const PAGE_SIZE: u32 = 500;
+
+/// The nodes matching a filter, a page of brief nodes at a time, in id
+/// order: what periodic tasks walk instead of loading every node.
+pub(crate) struct BriefPages<'a> {
+    inner: &'a Inner,
+    filter: NodeFilter,
+    page: Page,
+    done: bool,
+}
+
+impl<'a> BriefPages<'a> {
+    pub(crate) fn new(inner: &'a Inner, filter: NodeFilter) -> Self {
+        BriefPages {
+            inner,
+            filter,
+            page: Page {
+                limit: Some(PAGE_SIZE),
+                ..Page::default()
+            },
+            done: false,
+        }
+    }
+
+    /// The next page; `None` after the last.
+    pub(crate) async fn next(&mut self) -> crate::error::Result<Option<Vec<BriefNode>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let nodes = self
+            .inner
+            .store
+            .list_nodes_brief(&self.filter, &self.page)
+            .await?;
+        self.page.marker = nodes.last().map(|n| n.id);
+        self.done = nodes.len() < PAGE_SIZE as usize;
+        Ok(Some(nodes))
+    }
+}
 
 pub(crate) fn spawn_all(inner: &Arc<Inner>) {
     let cfg = &inner.config;
@@ -54,15 +97,12 @@ pub(crate) fn spawn_all(inner: &Arc<Inner>) {
     }
     if cfg.sync_power_state_interval > 0 {
         let sync = Arc::new(power_sync::PowerSync::default());
-        every(
-            inner,
-            secs(cfg.sync_power_state_interval),
-            "power sync",
-            move |inner| {
-                let sync = sync.clone();
-                async move { sync.run(&inner).await.map_err(|e| e.to_string()) }
-            },
-        );
+        let period = secs(cfg.sync_power_state_interval);
+        every(inner, period, "power sync", move |inner| {
+            let sync = sync.clone();
+            let deadline = tokio::time::Instant::now() + period;
+            async move { sync.run(inner, deadline).await.map_err(|e| e.to_string()) }
+        });
     }
 }
 

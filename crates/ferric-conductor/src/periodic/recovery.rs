@@ -49,18 +49,21 @@ pub(crate) async fn recover_orphans(inner: &Arc<Inner>) -> Result<()> {
         reserved: Some(true),
         ..NodeFilter::default()
     };
-    for node in inner.store.list_nodes(&reserved, &Page::default()).await? {
-        let Some(holder) = node.reservation.as_deref().filter(|h| *h != host) else {
-            continue;
-        };
-        let alive = match inner.store.get_conductor(holder).await {
-            Ok(record) => record.is_alive(now, timeout),
-            Err(DbError::NotFound { .. }) => false,
-            Err(e) => return Err(e.into()),
-        };
-        if !alive {
-            tracing::warn!(node = %node.uuid, holder, "releasing a lock held by a conductor that is gone");
-            inner.store.release_node(node.uuid, holder).await?;
+    let mut pages = super::BriefPages::new(inner, reserved);
+    while let Some(nodes) = pages.next().await? {
+        for node in nodes {
+            let Some(holder) = node.reservation.as_deref().filter(|h| *h != host) else {
+                continue;
+            };
+            let alive = match inner.store.get_conductor(holder).await {
+                Ok(record) => record.is_alive(now, timeout),
+                Err(DbError::NotFound { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !alive {
+                tracing::warn!(node = %node.uuid, holder, "releasing a lock held by a conductor that is gone");
+                inner.store.release_node(node.uuid, holder).await?;
+            }
         }
     }
     let stuck = NodeFilter {
@@ -74,23 +77,29 @@ pub(crate) async fn recover_orphans(inner: &Arc<Inner>) -> Result<()> {
         ),
         ..NodeFilter::default()
     };
-    for node in inner.store.list_nodes(&stuck, &Page::default()).await? {
-        let mut node = match inner
-            .store
-            .reserve_node(&Ident::Uuid(node.uuid), host)
-            .await
-        {
-            Ok(n) => n,
-            Err(DbError::NodeLocked { .. } | DbError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        recover_interrupted(&mut node, host, inner.clock.now(), agent_window(inner));
-        inner
-            .store
-            .save_node(&node, host, AfterSave::Release)
-            .await?;
-        tracing::warn!(node = %node.uuid, state = %node.provision_state, "moved out of an interrupted state");
+    let mut pages = super::BriefPages::new(inner, stuck);
+    while let Some(nodes) = pages.next().await? {
+        for node in nodes {
+            recover_stuck(inner, node.uuid).await?;
+        }
     }
+    Ok(())
+}
+
+/// Moves a node nobody works on out of its in-progress state.
+async fn recover_stuck(inner: &Arc<Inner>, uuid: ferric_core::NodeUuid) -> Result<()> {
+    let host = inner.host.as_str();
+    let mut node = match inner.store.reserve_node(&Ident::Uuid(uuid), host).await {
+        Ok(n) => n,
+        Err(DbError::NodeLocked { .. } | DbError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    recover_interrupted(&mut node, host, inner.clock.now(), agent_window(inner));
+    inner
+        .store
+        .save_node(&node, host, AfterSave::Release)
+        .await?;
+    tracing::warn!(node = %node.uuid, state = %node.provision_state, "moved out of an interrupted state");
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use ferric_core::{Event, Ident, Node, PowerState, ProvisionState as S};
-use ferric_db::{NodeFilter, Page};
+use ferric_db::NodeFilter;
 
 use crate::config::ConductorConfig;
 use crate::error::Result;
@@ -66,23 +66,39 @@ pub(crate) async fn fail_expired(inner: &Arc<Inner>) -> Result<()> {
         ..NodeFilter::default()
     };
     let now = inner.clock.now();
-    for node in inner.store.list_nodes(&filter, &Page::default()).await? {
-        if expired(&node, now, &inner.config).is_none() {
-            continue;
-        }
-        let task = match inner.try_lock(&Ident::Uuid(node.uuid)).await {
-            Ok(t) => t,
-            Err(
-                crate::ConductorError::NodeLocked { .. } | crate::ConductorError::NotFound { .. },
-            ) => continue,
-            Err(e) => return Err(e),
-        };
-        match expired(&task.node, now, &inner.config) {
-            Some(msg) => fail_wait(task, msg).await?,
-            None => task.release_unchanged().await?,
+    let mut pages = super::BriefPages::new(inner, filter);
+    while let Some(nodes) = pages.next().await? {
+        let due: Vec<_> = nodes
+            .iter()
+            .filter(|n| expired(n, now, &inner.config).is_some())
+            .map(|n| n.uuid)
+            .collect();
+        for uuid in due {
+            fail_if_expired(inner, uuid, now).await?;
         }
     }
     Ok(())
+}
+
+/// Fails the node if, under its lock, its wait has still expired.
+async fn fail_if_expired(
+    inner: &Arc<Inner>,
+    uuid: ferric_core::NodeUuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    {
+        let task = match inner.try_lock(&Ident::Uuid(uuid)).await {
+            Ok(t) => t,
+            Err(
+                crate::ConductorError::NodeLocked { .. } | crate::ConductorError::NotFound { .. },
+            ) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match expired(&task.node, now, &inner.config) {
+            Some(msg) => fail_wait(task, msg).await,
+            None => task.release_unchanged().await,
+        }
+    }
 }
 
 async fn fail_wait(mut task: Task, msg: String) -> Result<()> {

@@ -460,6 +460,29 @@ impl crate::Store for SqliteStore {
     ) -> DbResult<Vec<ferric_core::Node>> {
         self.node_list(filter, page).await
     }
+    async fn list_nodes_brief(
+        &self,
+        filter: &crate::NodeFilter,
+        page: &Page,
+    ) -> DbResult<Vec<crate::BriefNode>> {
+        self.node_list_brief(filter, page).await
+    }
+    async fn reserve_node_brief(
+        &self,
+        uuid: ferric_core::NodeUuid,
+        holder: &str,
+    ) -> DbResult<crate::BriefNode> {
+        self.node_reserve_brief(uuid, holder.to_owned()).await
+    }
+    async fn save_power_sync(
+        &self,
+        uuid: ferric_core::NodeUuid,
+        holder: &str,
+        record: &crate::PowerSyncRecord,
+    ) -> DbResult<()> {
+        self.node_save_power_sync(uuid, holder.to_owned(), record.clone())
+            .await
+    }
     async fn save_node(
         &self,
         node: &ferric_core::Node,

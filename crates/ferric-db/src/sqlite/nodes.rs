@@ -11,7 +11,7 @@ use super::{
 };
 use crate::error::{DbError, DbResult};
 use crate::query::{NodeFilter, Page, NODE_SORT_COLUMNS};
-use crate::AfterSave;
+use crate::{AfterSave, BriefNode, PowerSyncRecord};
 
 /// The columns a save writes, in bind order (see [`node_values`]).
 const WRITABLE_COLUMNS: &[&str] = &[
@@ -89,6 +89,38 @@ static SELECT_NODE: LazyLock<String> = LazyLock::new(|| {
          (SELECT json_group_array(trait) FROM \
             (SELECT trait FROM node_traits t WHERE t.node_id = n.id ORDER BY trait)), {} \
          FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id",
+        columns.join(", ")
+    )
+});
+
+/// Columns a [`BriefNode`] leaves out, read as empty values instead.
+const HEAVY_COLUMNS: &[(&str, &str)] = &[
+    ("description", "NULL"),
+    ("driver_internal_info", "'{}'"),
+    ("properties", "'{}'"),
+    ("instance_info", "'{}'"),
+    ("extra", "'{}'"),
+    ("clean_step", "'{}'"),
+    ("deploy_step", "'{}'"),
+    ("service_step", "'{}'"),
+    ("raid_config", "'{}'"),
+    ("target_raid_config", "'{}'"),
+    ("network_data", "'{}'"),
+];
+
+/// The SELECT of a brief node: [`node_from_row`]'s order, the large
+/// columns replaced by empty literals, no traits and no chassis join.
+static SELECT_NODE_BRIEF: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = WRITABLE_COLUMNS
+        .iter()
+        .filter(|c| **c != "chassis_id")
+        .map(|c| match HEAVY_COLUMNS.iter().find(|(h, _)| h == c) {
+            Some((_, empty)) => (*empty).to_owned(),
+            None => format!("n.{c}"),
+        })
+        .collect();
+    format!(
+        "SELECT n.id, n.reservation, n.created_at, NULL, '[]', {} FROM nodes n",
         columns.join(", ")
     )
 });
@@ -270,6 +302,29 @@ fn node_from_row(row: &Row<'_>) -> DbResult<Node> {
     })
 }
 
+fn brief_from_row(row: &Row<'_>) -> DbResult<BriefNode> {
+    node_from_row(row).map(BriefNode)
+}
+
+/// Why a reservation of the node whose `column` is `value` took no row.
+fn locked_or_missing(conn: &Connection, column: &str, value: &str) -> DbError {
+    let current: Result<Option<(String, Option<String>)>, _> = conn
+        .query_row(
+            &format!("SELECT uuid, reservation FROM nodes WHERE {column} = ?"),
+            [value],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional();
+    match current {
+        Ok(None) => not_found(value),
+        Ok(Some((node, holder))) => DbError::NodeLocked {
+            node,
+            holder: holder.unwrap_or_default(),
+        },
+        Err(e) => e.into(),
+    }
+}
+
 fn duplicate_node(e: rusqlite::Error, node: &Node) -> DbError {
     map_unique(e, "node", |field| match field {
         "name" => node.name.clone().unwrap_or_default(),
@@ -371,6 +426,75 @@ impl SqliteStore {
         self.read(move |conn| sql.query(conn, node_from_row)).await
     }
 
+    pub(super) async fn node_list_brief(
+        &self,
+        filter: &NodeFilter,
+        page: &Page,
+    ) -> DbResult<Vec<BriefNode>> {
+        check_sort_column(&page.sort_key, NODE_SORT_COLUMNS)?;
+        let mut sql = Sql::new(&SELECT_NODE_BRIEF);
+        let has_where = push_node_filter(&mut sql, filter);
+        push_page(&mut sql, "n", "nodes", &page.sort_key, page, has_where);
+        self.read(move |conn| sql.query(conn, brief_from_row)).await
+    }
+
+    pub(super) async fn node_reserve_brief(
+        &self,
+        uuid: NodeUuid,
+        holder: String,
+    ) -> DbResult<BriefNode> {
+        self.write(move |tx| {
+            let uuid = uuid.to_string();
+            let id: Option<i64> = tx
+                .query_row(
+                    "UPDATE nodes SET reservation = ? WHERE uuid = ? AND reservation IS NULL RETURNING id",
+                    [&holder, &uuid],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Err(locked_or_missing(tx, "uuid", &uuid));
+            };
+            let mut sql = Sql::new(&SELECT_NODE_BRIEF);
+            sql.push(" WHERE n.id = ").bind(SqlValue::Integer(id));
+            sql.query(tx, brief_from_row)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| not_found(&uuid))
+        })
+        .await
+    }
+
+    pub(super) async fn node_save_power_sync(
+        &self,
+        uuid: NodeUuid,
+        holder: String,
+        record: PowerSyncRecord,
+    ) -> DbResult<()> {
+        self.write(move |tx| {
+            let uuid = uuid.to_string();
+            let changed = tx.execute(
+                "UPDATE nodes SET power_state = ?, maintenance = ?, maintenance_reason = ?, fault = ?, \
+                 last_error = ?, updated_at = ?, reservation = NULL WHERE uuid = ? AND reservation = ?",
+                params![
+                    record.power_state.map(|p| p.to_string()),
+                    record.maintenance,
+                    record.maintenance_reason,
+                    record.fault,
+                    record.last_error,
+                    ts(&chrono::Utc::now()),
+                    uuid,
+                    holder
+                ],
+            )?;
+            if changed == 0 {
+                return Err(lock_lost_or_missing(tx, &uuid, &holder));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub(super) async fn node_save(
         &self,
         node: Node,
@@ -444,22 +568,9 @@ impl SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
-            if let Some(id) = id {
-                return select_by_id(tx, id);
-            }
-            let current: Option<(String, Option<String>)> = tx
-                .query_row(
-                    &format!("SELECT uuid, reservation FROM nodes WHERE {column} = ?"),
-                    [&value],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match current {
-                None => Err(not_found(&value)),
-                Some((node, holder)) => Err(DbError::NodeLocked {
-                    node,
-                    holder: holder.unwrap_or_default(),
-                }),
+            match id {
+                Some(id) => select_by_id(tx, id),
+                None => Err(locked_or_missing(tx, column, &value)),
             }
         })
         .await

@@ -117,39 +117,6 @@ fn validate_root_device(node: &Node) -> Result<(), DriverError> {
         })
 }
 
-/// A `boot_mode` capability in a capabilities value: a dict, or Ironic's
-/// `key:value,key:value` string.
-fn boot_mode_capability(caps: Option<&Value>) -> Option<String> {
-    match caps? {
-        Value::Object(map) => map
-            .get("boot_mode")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        Value::String(text) => text
-            .split(',')
-            .filter_map(|c| c.split_once(':'))
-            .find(|(k, _)| k.trim() == "boot_mode")
-            .map(|(_, v)| v.trim().to_owned()),
-        _ => None,
-    }
-}
-
-/// The boot mode the instance boots in, in Ironic's order: the instance's
-/// capability, `instance_info.deploy_boot_mode`, the node's capability, the
-/// mode the BMC reports, and Ironic's default (`uefi`).
-fn boot_mode(node: &Node) -> String {
-    boot_mode_capability(node.instance_info.get("capabilities"))
-        .or_else(|| {
-            node.instance_info
-                .get("deploy_boot_mode")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .or_else(|| boot_mode_capability(node.properties.get("capabilities")))
-        .or_else(|| node.boot_mode.clone())
-        .unwrap_or_else(|| "uefi".to_owned())
-}
-
 fn is_whole_disk(node: &Node) -> bool {
     node.driver_internal_info
         .get("is_whole_disk_image")
@@ -253,7 +220,10 @@ fn image_info(node: &Node, stream_raw_images: bool) -> Value {
                     .unwrap_or(Value::Null),
             );
         }
-        info.insert("deploy_boot_mode".into(), json!(boot_mode(node)));
+        info.insert(
+            "deploy_boot_mode".into(),
+            json!(crate::boot_mode::requested(node)),
+        );
         info.insert("boot_option".into(), json!("local"));
         if let Some(label) = capability(node, "disk_label") {
             info.insert("disk_label".into(), json!(label));
@@ -338,7 +308,7 @@ impl DirectDeploy {
                 .insert("root_uuid_or_disk_id".into(), json!(root));
         }
         let whole_disk = is_whole_disk(task.node);
-        let mode = boot_mode(task.node);
+        let mode = crate::boot_mode::requested(task.node);
         if (!whole_disk && root.is_some()) || (whole_disk && mode == "uefi") {
             let efi = uuids
                 .get("efi system partition uuid")
@@ -735,20 +705,20 @@ mod tests {
     #[test]
     fn boot_mode_follows_ironics_order() {
         let mut n = node(json!({}));
-        assert_eq!(boot_mode(&n), "uefi");
+        assert_eq!(crate::boot_mode::requested(&n), "uefi");
         n.boot_mode = Some("uefi".into());
         n.properties
             .insert("capabilities".into(), json!("boot_mode:bios,foo:bar"));
         assert_eq!(
-            boot_mode(&n),
+            crate::boot_mode::requested(&n),
             "bios",
             "the node's capability beats the detected mode"
         );
         n.instance_info
             .insert("deploy_boot_mode".into(), json!("uefi"));
-        assert_eq!(boot_mode(&n), "uefi");
+        assert_eq!(crate::boot_mode::requested(&n), "uefi");
         n.instance_info
             .insert("capabilities".into(), json!({"boot_mode": "bios"}));
-        assert_eq!(boot_mode(&n), "bios");
+        assert_eq!(crate::boot_mode::requested(&n), "bios");
     }
 }
