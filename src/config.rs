@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ferric_conductor::ConductorConfig;
+use ferric_drivers::ipmi::IpmiConfig;
+use ferric_drivers::redfish::RedfishConfig;
 use ferric_drivers::{AgentConfig, DeployConfig, DriverConfig, FakeDelays, InspectorConfig};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,10 @@ pub struct Config {
     pub deploy: DeployConfig,
     /// In-band inspection (Ironic's `[inspector]`).
     pub inspector: InspectorConfig,
+    /// The native IPMI client (Ironic's `[ipmi]`).
+    pub ipmi: IpmiConfig,
+    /// The Redfish client (Ironic's `[redfish]`).
+    pub redfish: RedfishConfig,
     /// Delays of the `fake` interfaces (Ironic's `[fake]`).
     pub fake: FakeDelays,
 }
@@ -45,6 +51,8 @@ impl Config {
             agent: self.agent.clone(),
             deploy: self.deploy.clone(),
             inspector: self.inspector.clone(),
+            ipmi: self.ipmi.clone(),
+            redfish: self.redfish.clone(),
             fake: self.fake,
         }
     }
@@ -62,6 +70,8 @@ impl Default for Config {
             agent: AgentConfig::default(),
             deploy: DeployConfig::default(),
             inspector: InspectorConfig::default(),
+            ipmi: IpmiConfig::default(),
+            redfish: RedfishConfig::default(),
             fake: FakeDelays::default(),
         }
     }

@@ -33,6 +33,15 @@ struct Cli {
 enum Command {
     /// Run the API and the conductor.
     Serve(ServeArgs),
+    /// A lab of machines: virtual BMCs and simulated machines.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Serve IPMI and Redfish for the machines of a machines file.
+    Bmc(ferric_lab::bmc::BmcArgs),
 }
 
 #[derive(clap::Args)]
@@ -57,7 +66,23 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Lab(LabCommand::Bmc(args)) => lab_bmc(args),
     }
+}
+
+fn lab_bmc(args: ferric_lab::bmc::BmcArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(ferric_lab::bmc::run(args, shutdown_signal()))
+        .context("the virtual BMC failed")
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

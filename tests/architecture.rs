@@ -12,7 +12,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ferric-db", &["ferric-core"]),
     (
         "ferric-drivers",
-        &["ferric-core", "ferric-ipa", "ferric-image"],
+        &[
+            "ferric-core",
+            "ferric-ipa",
+            "ferric-image",
+            "ferric-ipmi",
+            "ferric-redfish",
+        ],
     ),
     (
         "ferric-conductor",
@@ -30,6 +36,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ferric-ipa", &[]),
     ("ferric-image", &[]),
     ("ferric-agent", &["ferric-ipa", "ferric-image"]),
+    ("ferric-ipmi", &[]),
+    ("ferric-redfish", &[]),
+    ("ferric-lab", &["ferric-ipmi"]),
 ];
 
 fn root() -> &'static Path {

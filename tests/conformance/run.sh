@@ -12,6 +12,8 @@
 # FERRIC_BIN     the binary under test; default target/debug/ferric, which is
 #                built first if it is missing
 # OPENSTACK_BIN  the CLI; default the venv's `openstack`, else the one on PATH
+# CONFORMANCE_PREPARE_ONLY=1  make the venv and stop (the Rust tests use its
+#                pyghmi, sushy and sushy-emulator)
 #
 # Examples:
 #   tests/conformance/run.sh target/venv
@@ -40,6 +42,7 @@ if [[ -n "$venv" ]]; then
     fi
     python="$venv/bin/python"
     export OPENSTACK_BIN="${OPENSTACK_BIN:-$venv/bin/openstack}"
+    [[ -z "${CONFORMANCE_PREPARE_ONLY:-}" ]] || exit 0
 else
     python="$(command -v python3)"
     if ! "$python" -c 'import pytest, openstack, ironicclient, openstackclient' 2>/dev/null; then

@@ -56,7 +56,7 @@ def test_show_unknown_node(cli):
     assert "Node no-such-node could not be found. (HTTP 404)" in r.stderr
 
 
-def test_ipmi_node_enrolls_but_its_interfaces_are_not_available(cli):
+def test_an_ipmi_node_without_a_bmc_address_fails_verifying_saying_so(cli):
     node = cli.json("node", "create", "--driver", "ipmi", "--deploy-interface", "direct")
     uuid = node["uuid"]
     assert node["driver"] == "ipmi"
@@ -64,21 +64,20 @@ def test_ipmi_node_enrolls_but_its_interfaces_are_not_available(cli):
     assert node["deploy_interface"] == "direct"
     assert node["power_interface"] == "ipmitool"
     assert node["management_interface"] == "ipmitool"
-
+    # Its boot interfaces (ipxe, pxe) are still to come: not listed yet.
     drivers = [d["name"] for d in cli.json("driver", "list")]
     assert "fake-hardware" in drivers
     assert "ipmi" not in drivers
 
     r = cli.fails("node", "manage", uuid, "--wait", WAIT)
     assert f"Node {uuid} failed to reach state manageable" in r.stderr
-
     shown = cli.json("node", "show", uuid)
     assert shown["provision_state"] == "enroll"
     assert shown["target_provision_state"] is None
     assert shown["reservation"] is None
     assert shown["last_error"] == (
         f"Failed to validate power driver interface for node {uuid}. "
-        "Error: the power interface ipmitool is not available in this version of Ferric"
+        "Error: Missing the following IPMI credentials in node's driver_info: ['ipmi_address']."
     )
 
 

@@ -1,6 +1,7 @@
 //! The agent's shared state and its life: inventory, version discovery,
 //! lookup, then the command API and the heartbeater until a command ends
-//! the process (`standby.power_off`) or the lookup fails.
+//! the process (`standby.power_off`: exit 0, `standby.run_image`: exit 10)
+//! or the lookup fails.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,6 +26,18 @@ pub enum Shutdown {
     PowerOff,
     /// `standby.run_image`.
     Reboot,
+}
+
+impl Shutdown {
+    /// The process's exit code when a disk file stands in for the machine
+    /// (`--power-off-mode exit`): 0 for power off, 10 for a reboot, so a
+    /// simulated machine's BMC (`ferric lab bmc`) knows which it was.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Shutdown::PowerOff => 0,
+            Shutdown::Reboot => 10,
+        }
+    }
 }
 
 /// What `standby.prepare_image` left behind.

@@ -22,7 +22,7 @@
 //! | | `--mac MAC` | MAC(s) to look up with |
 //! | | `--proc-root`/`--sys-root`/`--dev-root` | fake trees |
 //! | `ipa-min-heartbeat-interval` (Ferric only) | `--min-heartbeat-interval` (5) | minimum seconds between heartbeats |
-//! | | `--power-off-mode auto\|exit\|system` | what `power_off` does |
+//! | | `--power-off-mode auto\|exit\|system` | what `power_off`/`run_image` do; `exit` ends with code 0 for power off, 10 for reboot |
 //! | | `--allow-block-devices` | let disk commands write real devices |
 //! | | `--print-inventory` | print the inventory JSON and exit |
 
@@ -98,9 +98,9 @@ pub struct Flags {
     /// Never serve the command API over TLS, even when Ironic supports it.
     #[arg(long)]
     pub no_tls: bool,
-    /// What standby.power_off / run_image do: `exit` ends the process,
-    /// `system` powers off or reboots the machine; `auto` exits when
-    /// --disk or a fake /proc is given.
+    /// What standby.power_off / run_image do: `exit` ends the process
+    /// (exit code 0 for power off, 10 for reboot), `system` powers off or
+    /// reboots the machine; `auto` exits when --disk or a fake /proc is given.
     #[arg(long, default_value = "auto")]
     pub power_off_mode: String,
     /// Where to post the inventory before lookup (kernel:

@@ -44,8 +44,9 @@ pub fn parse_command(
     ferric_ipa::commands::parse_run_command(query, body)
 }
 
-/// Runs the agent until a command ends it.
-pub async fn run(flags: Flags) -> anyhow::Result<()> {
+/// Runs the agent until a command ends it; returns the command's kind of
+/// shutdown (none when interrupted or only printing the inventory).
+pub async fn run(flags: Flags) -> anyhow::Result<Option<agent::Shutdown>> {
     let config = Config::load(&flags)?;
     let log = logbuf::LogBuffer::default();
     logbuf::init(&log, config.debug);
@@ -57,7 +58,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         };
         let inv = inventory::collect_for(&roots, &config);
         println!("{}", serde_json::to_string_pretty(&inv)?);
-        return Ok(());
+        return Ok(None);
     }
     tracing::info!(version = VERSION, "starting ferric-agent");
     let agent = Agent::new(config, log)?;
@@ -89,7 +90,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     server.abort();
     tracing::info!("ferric-agent stopped");
-    Ok(())
+    let kind = *shutdown.borrow();
+    Ok(kind)
 }
 
 async fn lookup(agent: &Arc<Agent>) -> anyhow::Result<()> {

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(ferric_agent::run(flags)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(kind)) => ExitCode::from(kind.exit_code()),
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferric-agent: {e:#}");
             ExitCode::FAILURE

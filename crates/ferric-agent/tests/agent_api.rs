@@ -336,6 +336,19 @@ async fn power_off_ends_the_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_image_ends_the_process_with_code_10() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ironic, mut agent, api) = agent_with(IronicSetup::default(), dir.path(), &[]).await;
+    let (status, body) = api.run("standby.run_image", json!({}), false).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["command_name"], "run_image");
+    let exit = agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("agent did not end");
+    assert_eq!(exit.code(), Some(10), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_to_first_lookup_is_quick() {
     let dir = tempfile::tempdir().unwrap();
     let (ironic, agent, _api) = agent_with(IronicSetup::default(), dir.path(), &[]).await;

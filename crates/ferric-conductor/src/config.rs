@@ -41,6 +41,8 @@ pub struct ConductorConfig {
     /// Longest a `wait` step with `seconds` may hold a worker.
     pub max_conductor_wait_step_seconds: u64,
     pub soft_power_off_timeout: u64,
+    /// How long a power change may take to show on the BMC.
+    pub power_state_change_timeout: u64,
     /// Longest any one driver call may take (a BMC request, an agent
     /// command); past it the call is abandoned and fails as a timeout, so
     /// no BMC can hold a node's lock longer. Ferric's own option.
@@ -80,6 +82,7 @@ impl Default for ConductorConfig {
             allow_provisioning_in_maintenance: true,
             max_conductor_wait_step_seconds: 30,
             soft_power_off_timeout: 600,
+            power_state_change_timeout: 30,
             driver_call_timeout: 300,
             graceful_shutdown_timeout: 60,
             node_history: true,
@@ -127,7 +130,7 @@ impl ConductorConfig {
         Ok(())
     }
 
-    fn durations(&self) -> [(&'static str, u64); 15] {
+    fn durations(&self) -> [(&'static str, u64); 16] {
         [
             (
                 "node_locked_retry_interval",
@@ -154,6 +157,10 @@ impl ConductorConfig {
                 self.max_conductor_wait_step_seconds,
             ),
             ("soft_power_off_timeout", self.soft_power_off_timeout),
+            (
+                "power_state_change_timeout",
+                self.power_state_change_timeout,
+            ),
             ("driver_call_timeout", self.driver_call_timeout),
             ("graceful_shutdown_timeout", self.graceful_shutdown_timeout),
         ]

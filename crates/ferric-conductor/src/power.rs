@@ -119,6 +119,11 @@ pub(crate) async fn node_power_action(
         ferric_drivers::forget_agent(&mut task.node);
     }
     task.save().await?;
+    let timeout = timeout.or_else(|| {
+        Some(crate::config::secs(
+            task.inner.config.power_state_change_timeout,
+        ))
+    });
     let limit = call_limit(task, timeout);
     let result = match target {
         PowerState::Rebooting => {

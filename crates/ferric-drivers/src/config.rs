@@ -12,6 +12,8 @@ pub struct DriverConfig {
     pub agent: AgentConfig,
     pub deploy: DeployConfig,
     pub inspector: InspectorConfig,
+    pub ipmi: crate::ipmi::IpmiConfig,
+    pub redfish: crate::redfish::RedfishConfig,
     pub fake: FakeDelays,
 }
 

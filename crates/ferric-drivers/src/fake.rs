@@ -282,8 +282,20 @@ impl Interface for FakeBoot {
 
 #[async_trait]
 impl BootInterface for FakeBoot {
-    async fn prepare_ramdisk(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+    /// No files to prepare; the machine is told to boot from the network
+    /// (once), as the `pxe` interface does, so that a fake boot with a real
+    /// BMC and a machine that boots its ramdisk over PXE works.
+    async fn prepare_ramdisk(&self, task: &mut Task<'_>) -> Result<(), DriverError> {
         self.delay.wait().await;
+        let management = task.driver.management.clone();
+        if management
+            .supported_boot_devices()
+            .contains(&BootDevice::Pxe)
+        {
+            management
+                .set_boot_device(task, BootDevice::Pxe, false)
+                .await?;
+        }
         Ok(())
     }
     async fn clean_up_ramdisk(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {

@@ -327,6 +327,15 @@ impl std::fmt::Display for BootMode {
     }
 }
 
+/// Ironic's refusal of a boot device a management interface lacks.
+pub fn invalid_boot_device(device: BootDevice, supported: &[BootDevice]) -> DriverError {
+    let names: Vec<String> = supported.iter().map(|d| format!("'{d}'")).collect();
+    DriverError::InvalidParameter(format!(
+        "Invalid boot device {device} specified, supported are [{}].",
+        names.join(", ")
+    ))
+}
+
 #[async_trait]
 pub trait ManagementInterface: Interface {
     fn supported_boot_devices(&self) -> Vec<BootDevice>;

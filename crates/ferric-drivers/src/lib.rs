@@ -22,7 +22,7 @@ pub mod interface;
 pub mod ipmi;
 pub mod noop;
 pub mod power;
-pub mod redfish_info;
+pub mod redfish;
 pub mod registry;
 
 pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig};

@@ -149,11 +149,7 @@ impl ManagementInterface for NoopManagement {
         if supported.contains(&device) {
             return Ok(());
         }
-        let names: Vec<String> = supported.iter().map(|d| format!("'{d}'")).collect();
-        Err(DriverError::InvalidParameter(format!(
-            "Invalid boot device {device} specified, supported are [{}].",
-            names.join(", ")
-        )))
+        Err(crate::interface::invalid_boot_device(device, &supported))
     }
 
     async fn get_boot_device(&self, _task: &Task<'_>) -> Result<BootDeviceSetting, DriverError> {

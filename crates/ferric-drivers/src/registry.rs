@@ -199,6 +199,22 @@ impl Implementations {
             "no-firmware",
             Arc::new(NotSupported::new(K::Firmware, "no-firmware")),
         );
+        let ipmi = crate::ipmi::Ipmi::new();
+        t.power.insert(
+            "ipmitool",
+            Arc::new(crate::ipmi::IpmiPower::new(ipmi.clone())),
+        );
+        t.management
+            .insert("ipmitool", Arc::new(crate::ipmi::IpmiManagement::new(ipmi)));
+        let redfish = crate::redfish::Redfish::new();
+        t.power.insert(
+            "redfish",
+            Arc::new(crate::redfish::RedfishPower::new(redfish.clone())),
+        );
+        t.management.insert(
+            "redfish",
+            Arc::new(crate::redfish::RedfishManagement::new(redfish)),
+        );
         for (kind, name) in PLANNED {
             t.insert_unavailable(*kind, name);
         }
@@ -273,10 +289,6 @@ impl Implementations {
 /// Interface names later work fills in. Nodes can name them now; they
 /// report themselves unavailable until built.
 const PLANNED: &[(InterfaceKind, &str)] = &[
-    (InterfaceKind::Power, "ipmitool"),
-    (InterfaceKind::Power, "redfish"),
-    (InterfaceKind::Management, "ipmitool"),
-    (InterfaceKind::Management, "redfish"),
     (InterfaceKind::Boot, "pxe"),
     (InterfaceKind::Boot, "ipxe"),
     (InterfaceKind::Deploy, "iscsi"),
@@ -596,8 +608,11 @@ mod tests {
         r.fill_interfaces(&mut n).unwrap();
         assert_eq!(n.interfaces.get(InterfaceKind::Power), "ipmitool");
         assert_eq!(n.interfaces.get(InterfaceKind::Deploy), "direct");
+        assert_eq!(n.interfaces.get(InterfaceKind::Boot), "ipxe");
         let driver = r.compose(&n).unwrap();
-        assert!(!driver.interface(InterfaceKind::Power).available());
+        assert!(driver.interface(InterfaceKind::Power).available());
+        assert!(driver.interface(InterfaceKind::Management).available());
+        assert!(!driver.interface(InterfaceKind::Boot).available());
     }
 
     #[test]

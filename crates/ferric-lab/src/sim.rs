@@ -1,0 +1,433 @@
+//! A simulated machine: one task owns its state and its agent process, and
+//! carries out the BMC's requests one at a time (power, boot override,
+//! virtual media) and the agent's end (power off, reboot, hang). Readers get
+//! a snapshot without waiting for it; every change is saved and published.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::agent::{self, AgentExit, AgentLauncher, RunningAgent, Stop};
+use crate::config::MachineSpec;
+use crate::faults::{Faults, LoginGuard};
+use crate::machine::{
+    disk_has_boot_signature, stable_uuid, BootDevice, BootMode, Booted, MachineState, Media, Power,
+};
+use crate::state::StateStore;
+
+/// A power request, as IPMI chassis control and Redfish reset types say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerAction {
+    /// Boot, if off.
+    On,
+    /// Pull the plug: the agent is killed at once.
+    ForceOff,
+    /// ACPI soft off: SIGTERM, SIGKILL after 2 s.
+    SoftOff,
+    /// Hard reset: kill and boot again (an off machine just boots).
+    ForceRestart,
+    /// Soft off, then boot again (an off machine just boots).
+    SoftRestart,
+    /// Power cycle: hard off, then boot (an off machine just boots).
+    Cycle,
+    /// Diagnostic interrupt: logged and counted.
+    Nmi,
+}
+
+/// A change of the boot settings; `None` fields stay as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootChange {
+    pub device: Option<BootDevice>,
+    pub persistent: Option<bool>,
+    pub mode: Option<BootMode>,
+}
+
+/// A request the machine refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MachineError {
+    #[error("the machine is powered off")]
+    NotPoweredOn,
+    #[error("the machine is shutting down")]
+    Stopped,
+}
+
+/// What a reader sees of a machine.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub state: MachineState,
+    pub agent_pid: Option<u32>,
+    pub agent_listen: Option<SocketAddr>,
+    /// Why the last agent did not start or ended badly.
+    pub agent_error: Option<String>,
+}
+
+enum Command {
+    Power(PowerAction),
+    Boot(BootChange),
+    InsertMedia(Media),
+    EjectMedia,
+}
+
+struct Request {
+    command: Command,
+    reply: oneshot::Sender<Result<(), MachineError>>,
+}
+
+/// The handle through which the BMC's listeners reach a machine.
+pub struct Machine {
+    /// Its position in the machines file.
+    pub index: usize,
+    /// Its description.
+    pub spec: Arc<MachineSpec>,
+    /// Its stable UUID.
+    pub uuid: uuid::Uuid,
+    requests: mpsc::Sender<Request>,
+    view: watch::Receiver<View>,
+    faults: Mutex<Faults>,
+    logins: Mutex<LoginGuard>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Machine {
+    /// Starts a machine's task from its saved state; a machine that was on
+    /// with its agent running gets its agent started again. The task ends,
+    /// stopping the agent, when `shutdown` turns true.
+    pub fn start(
+        index: usize,
+        spec: MachineSpec,
+        saved: MachineState,
+        store: StateStore,
+        launcher: Arc<AgentLauncher>,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Arc<Machine>, tokio::task::JoinHandle<()>) {
+        let spec = Arc::new(spec);
+        let (requests, inbox) = mpsc::channel(16);
+        let (publish, view) = watch::channel(View {
+            state: saved.clone(),
+            ..View::default()
+        });
+        let machine = Arc::new(Machine {
+            index,
+            uuid: stable_uuid(&spec.name),
+            faults: Mutex::new(spec.faults.clone()),
+            logins: Mutex::new(LoginGuard::default()),
+            spec: spec.clone(),
+            requests,
+            view,
+        });
+        let owner = Owner {
+            agent_listen: spec.agent_listen,
+            spec,
+            state: saved,
+            store,
+            launcher,
+            agent: None,
+            agent_error: None,
+            publish,
+        };
+        let task = tokio::spawn(owner.run(inbox, shutdown));
+        (machine, task)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// A snapshot of its state.
+    pub fn view(&self) -> View {
+        self.view.borrow().clone()
+    }
+
+    /// Carries out a power request; returns when it is done (a soft off
+    /// may take up to 2 s).
+    pub async fn power(&self, action: PowerAction) -> Result<(), MachineError> {
+        self.ask(Command::Power(action)).await
+    }
+
+    /// Changes the boot override or mode.
+    pub async fn set_boot(&self, change: BootChange) -> Result<(), MachineError> {
+        self.ask(Command::Boot(change)).await
+    }
+
+    /// Inserts virtual media.
+    pub async fn insert_media(&self, media: Media) -> Result<(), MachineError> {
+        self.ask(Command::InsertMedia(media)).await
+    }
+
+    /// Ejects virtual media.
+    pub async fn eject_media(&self) -> Result<(), MachineError> {
+        self.ask(Command::EjectMedia).await
+    }
+
+    async fn ask(&self, command: Command) -> Result<(), MachineError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { command, reply })
+            .await
+            .map_err(|_| MachineError::Stopped)?;
+        answer.await.unwrap_or(Err(MachineError::Stopped))
+    }
+
+    /// Its faults now.
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
+    }
+
+    /// Replaces its faults.
+    pub fn set_faults(&self, faults: Faults) {
+        tracing::info!(machine = self.name(), ?faults, "faults changed");
+        *lock(&self.faults) = faults;
+    }
+
+    /// Whether logins are refused now.
+    pub fn is_locked_out(&self, now: Instant) -> bool {
+        lock(&self.logins).is_locked(now)
+    }
+
+    /// Records a failed login (a wrong password over IPMI or Redfish).
+    pub fn record_failed_login(&self, now: Instant) {
+        let faults = self.faults();
+        if lock(&self.logins).record_failure(now, &faults) {
+            tracing::warn!(machine = self.name(), "too many failed logins: locked out");
+        }
+    }
+
+    /// Records a good login: failures are counted from zero again.
+    pub fn record_good_login(&self) {
+        lock(&self.logins).record_success();
+    }
+
+    /// Seconds of lockout left.
+    pub fn locked_for(&self, now: Instant) -> Option<u64> {
+        lock(&self.logins).locked_for(now)
+    }
+}
+
+/// The task that owns a machine.
+struct Owner {
+    spec: Arc<MachineSpec>,
+    state: MachineState,
+    store: StateStore,
+    launcher: Arc<AgentLauncher>,
+    agent: Option<RunningAgent>,
+    agent_listen: Option<SocketAddr>,
+    agent_error: Option<String>,
+    publish: watch::Sender<View>,
+}
+
+/// Completes once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn agent_end(agent: &mut Option<RunningAgent>) -> std::io::Result<std::process::ExitStatus> {
+    match agent {
+        Some(agent) => agent.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Owner {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Request>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if self.state.power == Power::On && self.state.last_boot == Booted::Pxe {
+            tracing::info!(machine = %self.spec.name, "was running its agent: starting it again");
+            self.start_agent();
+        }
+        self.publish();
+        loop {
+            tokio::select! {
+                request = inbox.recv() => {
+                    let Some(request) = request else { break };
+                    let result = self.handle(request.command).await;
+                    let _ = request.reply.send(result);
+                }
+                ended = agent_end(&mut self.agent) => self.agent_ended(ended),
+                () = stopped(&mut shutdown) => break,
+            }
+            self.publish();
+        }
+        if let Some(agent) = self.agent.take() {
+            agent.stop(Stop::Soft).await;
+        }
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<(), MachineError> {
+        match command {
+            Command::Power(action) => return self.power(action).await,
+            Command::Boot(change) => self.set_boot(change),
+            Command::InsertMedia(media) => {
+                tracing::info!(machine = %self.spec.name, image = ?media.image, "virtual media inserted");
+                self.state.media = media;
+            }
+            Command::EjectMedia => {
+                tracing::info!(machine = %self.spec.name, "virtual media ejected");
+                self.state.media = Media::default();
+            }
+        }
+        self.save();
+        Ok(())
+    }
+
+    fn set_boot(&mut self, change: BootChange) {
+        let over = &mut self.state.boot_override;
+        if let Some(device) = change.device {
+            over.device = device;
+        }
+        if let Some(persistent) = change.persistent {
+            over.persistent = persistent;
+        }
+        if over.device == BootDevice::None {
+            over.persistent = false;
+        }
+        if let Some(mode) = change.mode {
+            self.state.boot_mode = mode;
+        }
+        tracing::info!(
+            machine = %self.spec.name,
+            boot_override = ?self.state.boot_override,
+            mode = ?self.state.boot_mode,
+            "boot settings changed"
+        );
+    }
+
+    async fn power(&mut self, action: PowerAction) -> Result<(), MachineError> {
+        let on = self.state.power == Power::On;
+        tracing::info!(machine = %self.spec.name, ?action, on, "power request");
+        match action {
+            PowerAction::On if !on => self.boot(),
+            PowerAction::On => {}
+            PowerAction::ForceOff | PowerAction::SoftOff if on => {
+                let how = if action == PowerAction::SoftOff {
+                    Stop::Soft
+                } else {
+                    Stop::Hard
+                };
+                self.stop_agent(how).await;
+                self.state.power = Power::Off;
+                self.save();
+            }
+            PowerAction::ForceOff | PowerAction::SoftOff => {}
+            PowerAction::ForceRestart | PowerAction::Cycle => {
+                self.stop_agent(Stop::Hard).await;
+                self.boot();
+            }
+            PowerAction::SoftRestart => {
+                self.stop_agent(Stop::Soft).await;
+                self.boot();
+            }
+            PowerAction::Nmi if on => {
+                self.state.nmi_count = self.state.nmi_count.saturating_add(1);
+                tracing::warn!(machine = %self.spec.name, count = self.state.nmi_count, "NMI");
+                self.save();
+            }
+            PowerAction::Nmi => return Err(MachineError::NotPoweredOn),
+        }
+        Ok(())
+    }
+
+    fn boot(&mut self) {
+        let bootable = disk_has_boot_signature(&self.spec.disk).unwrap_or_else(|e| {
+            tracing::warn!(machine = %self.spec.name, disk = %self.spec.disk.display(), error = %e, "cannot read the disk");
+            false
+        });
+        let booted = self.state.boot(&self.spec.boot_order, bootable);
+        let name = &self.spec.name;
+        let count = self.state.boot_count;
+        match booted {
+            Booted::Pxe => {
+                tracing::info!(machine = %name, count, "booted PXE: starting the agent");
+                self.start_agent();
+            }
+            Booted::Disk => tracing::info!(machine = %name, count, "booted its disk: the OS runs"),
+            Booted::Cd => tracing::info!(
+                machine = %name,
+                count,
+                image = ?self.state.media.image,
+                "booted the virtual CD (nothing runs)"
+            ),
+            Booted::Bios => tracing::info!(machine = %name, count, "booted into firmware setup"),
+            Booted::None => tracing::warn!(machine = %name, count, "no bootable device"),
+        }
+        self.save();
+    }
+
+    fn start_agent(&mut self) {
+        let listen = match self.agent_listen {
+            Some(addr) => Ok(addr),
+            None => agent::free_loopback_port(),
+        };
+        let started = listen.and_then(|addr| {
+            self.agent_listen = Some(addr);
+            self.launcher.start(&self.spec, addr)
+        });
+        match started {
+            Ok(agent) => {
+                tracing::info!(machine = %self.spec.name, pid = agent.pid(), listen = ?self.agent_listen, "agent started");
+                self.agent = Some(agent);
+                self.agent_error = None;
+            }
+            Err(e) => {
+                tracing::error!(machine = %self.spec.name, error = %e, "the agent did not start: the machine hangs in PXE");
+                self.agent_error = Some(e.to_string());
+            }
+        }
+    }
+
+    async fn stop_agent(&mut self, how: Stop) {
+        if let Some(agent) = self.agent.take() {
+            tracing::info!(machine = %self.spec.name, pid = agent.pid(), ?how, "stopping the agent");
+            agent.stop(how).await;
+        }
+    }
+
+    fn agent_ended(&mut self, ended: std::io::Result<std::process::ExitStatus>) {
+        let pid = self.agent.take().map(|a| a.pid());
+        let name = &self.spec.name;
+        match ended.map(AgentExit::of) {
+            Ok(AgentExit::PowerOff) => {
+                tracing::info!(machine = %name, ?pid, "the OS powered the machine off");
+                self.state.power = Power::Off;
+                self.save();
+            }
+            Ok(AgentExit::Reboot) => {
+                tracing::info!(machine = %name, ?pid, "the OS rebooted the machine");
+                self.boot();
+            }
+            Ok(AgentExit::Hung(why)) => {
+                tracing::warn!(machine = %name, ?pid, "{why}: the machine hangs, powered on");
+                self.agent_error = Some(why);
+            }
+            Err(e) => {
+                tracing::error!(machine = %name, ?pid, error = %e, "lost track of the agent");
+                self.agent_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.store.save(&self.spec.name, &self.state) {
+            tracing::error!(machine = %self.spec.name, error = %e, "cannot save the machine's state");
+        }
+    }
+
+    fn publish(&self) {
+        self.publish.send_replace(View {
+            state: self.state.clone(),
+            agent_pid: self.agent.as_ref().map(RunningAgent::pid),
+            agent_listen: self.agent_listen,
+            agent_error: self.agent_error.clone(),
+        });
+    }
+}
