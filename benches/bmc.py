@@ -41,6 +41,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def distinct_udp_ports(count: int) -> list[int]:
+    """Free UDP ports, all different: held open together, then let go."""
+    held = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        held.append(s)
+    ports = [s.getsockname()[1] for s in held]
+    for s in held:
+        s.close()
+    return ports
+
+
 def request(conn: http.client.HTTPConnection, method: str, path: str, body: object | None = None) -> dict:
     conn.request(method, path, body=None if body is None else json.dumps(body), headers=HEADERS)
     resp = conn.getresponse()
@@ -71,11 +84,9 @@ def rss_mib(pid: int) -> tuple[float, float]:
 class Lab:
     def __init__(self, work: Path, api_url: str, count: int):
         self.redfish = free_port()
-        self.ports = []
+        self.ports = distinct_udp_ports(count)
         lines = [f'api_url = "{api_url}"']
-        for i in range(count):
-            port = free_port(socket.SOCK_DGRAM)
-            self.ports.append(port)
+        for i, port in enumerate(self.ports):
             lines += ["[[machine]]", f'name = "m{i}"', f'mac = "52:54:01:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"',
                       f'disk = "{work}/m{i}.disk"', 'disk_size = "1G"', f'ipmi_listen = "127.0.0.1:{port}"',
                       'username = "admin"', 'password = "password"']
@@ -84,7 +95,11 @@ class Lab:
         self.proc = subprocess.Popen([str(RELEASE / "ferric"), "lab", "bmc", "--machines", str(work / "machines.toml"),
                                       "--redfish-listen", f"127.0.0.1:{self.redfish}"],
                                      stdout=self.log, stderr=subprocess.STDOUT, env={"RUST_LOG": "warn"})
-        wait_http(self.redfish, "/lab/machines/m0", 60)
+        try:
+            wait_http(self.redfish, "/lab/machines/m0", 60)
+        except RuntimeError:
+            self.log.flush()
+            raise RuntimeError("ferric lab bmc did not start:\n" + (work / "bmc.log").read_text()[-2000:])
 
     def faults(self, count: int, **faults) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.redfish, timeout=10)
@@ -118,7 +133,7 @@ def round_trips(lab: Lab, count: int) -> list[str]:
 
 def sync_runs(log: Path) -> list[float]:
     plain = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text())
-    return [float(s) for s in re.findall(r"power state sync done nodes=\d+ seconds=([0-9.]+)", plain)]
+    return [float(s) for s in re.findall(r"power state sync (?:done|cut short)[^\n]*?nodes=\d+ seconds=([0-9.]+)", plain)]
 
 
 def enrol(api: int, lab: Lab, count: int) -> None:
@@ -139,7 +154,7 @@ def enrol(api: int, lab: Lab, count: int) -> None:
         t.join()
     conn = http.client.HTTPConnection("127.0.0.1", api, timeout=60)
     while True:
-        nodes = request(conn, "GET", "/v1/nodes?fields=provision_state&limit=0")["nodes"]
+        nodes = request(conn, "GET", "/v1/nodes?fields=provision_state&limit=1000")["nodes"]
         states = [n["provision_state"] for n in nodes]
         if states.count("manageable") == count:
             return
@@ -155,7 +170,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--count", type=int, default=50)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "-q", "--release", "--bin", "ferric", "-p", "ferric-ipmi", "--example", "power_status"],
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "ferric-ipmi", "--example", "power_status"],
                    cwd=REPO, check=True)
     subprocess.run(["cargo", "build", "-q", "--release", "--bin", "ferric"], cwd=REPO, check=True)
     work = Path(tempfile.mkdtemp(prefix="ferric-bmc-bench-"))
@@ -190,7 +205,7 @@ def main() -> int:
             time.sleep(1)
         lossy = sync_runs(work / "server.log")[before:]
         conn = http.client.HTTPConnection("127.0.0.1", api, timeout=60)
-        nodes = request(conn, "GET", "/v1/nodes?fields=maintenance&limit=0")["nodes"]
+        nodes = request(conn, "GET", "/v1/nodes?fields=maintenance&limit=1000")["nodes"]
         maint = sum(1 for n in nodes if n["maintenance"])
         print(f"| the same with 5 % packet loss at every BMC | runs of " + ", ".join(f"{s:.2f}" for s in lossy)
               + f" s; {maint} nodes put in maintenance | |")

@@ -78,39 +78,20 @@ impl PowerSync {
             deadline,
             started: 0,
         };
-        let failing = self.failing_first();
-        for uuid in &failing {
-            if !run.start(*uuid).await {
-                return run.finish_early().await;
-            }
-        }
-        let failing: HashSet<NodeUuid> = failing.into_iter().collect();
-        let filter = NodeFilter {
-            maintenance: Some(false),
-            reserved: Some(false),
-            ..NodeFilter::default()
-        };
-        let mut pages = BriefPages::new(&inner, filter);
-        while let Some(nodes) = pages.next().await? {
-            let due: Vec<NodeUuid> = nodes
-                .iter()
-                .filter(|n| !skipped(n.node()) && !failing.contains(&n.uuid))
-                .map(|n| n.uuid)
-                .collect();
-            drop(nodes);
-            for uuid in due {
-                if !run.start(uuid).await {
-                    return run.finish_early().await;
-                }
-            }
-        }
+        let complete = run.start_all(self.failing_first()).await?;
         let count = run.started;
         run.wait_all().await;
-        tracing::debug!(
-            nodes = count,
-            seconds = started.elapsed().as_secs_f64(),
-            "power state sync done"
-        );
+        let seconds = started.elapsed().as_secs_f64();
+        if complete {
+            tracing::debug!(nodes = count, seconds, "power state sync done");
+        } else if !inner.shutdown.is_cancelled() {
+            tracing::warn!(
+                nodes = count,
+                seconds,
+                "power state sync cut short: the run took its whole period; the nodes not reached wait for \
+                 the next run (raise [conductor] sync_power_state_workers or sync_power_state_interval)"
+            );
+        }
         Ok(())
     }
 
@@ -222,16 +203,36 @@ impl Run {
         while self.running.join_next().await.is_some() {}
     }
 
-    async fn finish_early(mut self) -> Result<()> {
-        self.wait_all().await;
-        if !self.inner.shutdown.is_cancelled() {
-            tracing::warn!(
-                synced = self.started,
-                "the power state sync took its whole period; the nodes not reached wait for the next run \
-                 (raise [conductor] sync_power_state_workers or sync_power_state_interval)"
-            );
+    /// Starts a read of every node due, those that failed before first;
+    /// false if the run's time ran out first.
+    async fn start_all(&mut self, failing: Vec<NodeUuid>) -> Result<bool> {
+        for uuid in &failing {
+            if !self.start(*uuid).await {
+                return Ok(false);
+            }
         }
-        Ok(())
+        let failing: HashSet<NodeUuid> = failing.into_iter().collect();
+        let filter = NodeFilter {
+            maintenance: Some(false),
+            reserved: Some(false),
+            ..NodeFilter::default()
+        };
+        let inner = self.inner.clone();
+        let mut pages = BriefPages::new(&inner, filter);
+        while let Some(nodes) = pages.next().await? {
+            let due: Vec<NodeUuid> = nodes
+                .iter()
+                .filter(|n| !skipped(n.node()) && !failing.contains(&n.uuid))
+                .map(|n| n.uuid)
+                .collect();
+            drop(nodes);
+            for uuid in due {
+                if !self.start(uuid).await {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 }
 
