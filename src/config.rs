@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ferric_conductor::ConductorConfig;
 use ferric_drivers::ipmi::IpmiConfig;
+use ferric_drivers::pxe::{DhcpProviderConfig, DnsmasqConfig, PxeConfig};
 use ferric_drivers::redfish::RedfishConfig;
 use ferric_drivers::{AgentConfig, DeployConfig, DriverConfig, FakeDelays, InspectorConfig};
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,19 @@ pub struct Config {
     pub redfish: RedfishConfig,
     /// Delays of the `fake` interfaces (Ironic's `[fake]`).
     pub fake: FakeDelays,
+    /// Boot files and configs of the `pxe` and `ipxe` interfaces (Ironic's
+    /// `[pxe]`).
+    pub pxe: PxeConfig,
+    /// Who answers DHCP with boot options (Ironic's `[dhcp]`).
+    pub dhcp: DhcpProviderConfig,
+    /// Where the `dnsmasq` provider writes (Ironic's `[dnsmasq]`).
+    pub dnsmasq: DnsmasqConfig,
+    /// Ferric's own DHCP server.
+    pub dhcp_server: crate::netboot::DhcpServerConfig,
+    /// Ferric's own TFTP server.
+    pub tftp_server: crate::netboot::TftpServerConfig,
+    /// Ferric's own HTTP boot server.
+    pub http_server: crate::netboot::HttpServerConfig,
 }
 
 impl Config {
@@ -53,7 +67,11 @@ impl Config {
             inspector: self.inspector.clone(),
             ipmi: self.ipmi.clone(),
             redfish: self.redfish.clone(),
+            pxe: self.pxe.clone(),
+            dhcp: self.dhcp.clone(),
+            dnsmasq: self.dnsmasq.clone(),
             fake: self.fake,
+            api_url: self.conductor.api_url.clone(),
         }
     }
 }
@@ -73,6 +91,12 @@ impl Default for Config {
             ipmi: IpmiConfig::default(),
             redfish: RedfishConfig::default(),
             fake: FakeDelays::default(),
+            pxe: PxeConfig::default(),
+            dhcp: DhcpProviderConfig::default(),
+            dnsmasq: DnsmasqConfig::default(),
+            dhcp_server: Default::default(),
+            tftp_server: Default::default(),
+            http_server: Default::default(),
         }
     }
 }
@@ -191,6 +215,14 @@ fn typed(value: &str, default: &toml::Value) -> Result<toml::Value> {
                 .trim()
                 .parse()
                 .with_context(|| format!("{value:?} is not true or false"))?,
+        ),
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_owned()))
+                .collect(),
         ),
         _ => toml::Value::String(value.to_owned()),
     })

@@ -4,8 +4,10 @@
 //! embedded defaults: SQLite in a data directory, listening on
 //! 127.0.0.1:6385.
 
+mod boot_trace;
 mod config;
 mod data_dir;
+mod netboot;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +38,16 @@ enum Command {
     /// A lab of machines: virtual BMCs and simulated machines.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// What the network-boot services did for a machine.
+    #[command(subcommand)]
+    Boot(BootCommand),
+}
+
+#[derive(Subcommand)]
+enum BootCommand {
+    /// The last DHCP, TFTP and HTTP exchanges of a MAC address, from a
+    /// running `ferric serve`: where did its network boot stop?
+    Trace(boot_trace::TraceArgs),
 }
 
 #[derive(Subcommand)]
@@ -60,6 +72,62 @@ struct ServeArgs {
     /// network.
     #[arg(long, env = "FERRIC_AGENT_LISTEN")]
     agent_listen: Option<std::net::SocketAddr>,
+    /// Serve DHCP on this interface (the provisioning network).
+    #[arg(long, value_name = "IFACE")]
+    dhcp_interface: Option<String>,
+    /// The address pool of full-mode DHCP.
+    #[arg(long, value_name = "FIRST,LAST")]
+    dhcp_range: Option<String>,
+    /// `full`: hand out addresses; `proxy`: PXE options only, beside
+    /// another DHCP server.
+    #[arg(long, value_name = "full|proxy")]
+    dhcp_mode: Option<String>,
+    /// Serve TFTP on this address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    tftp_listen: Option<String>,
+    /// The directory TFTP serves (and the `pxe` interface writes into).
+    #[arg(long, value_name = "DIR")]
+    tftp_root: Option<PathBuf>,
+    /// Serve HTTP boot files on this address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<String>,
+}
+
+impl ServeArgs {
+    /// Flags win over the file and the environment; naming a service's
+    /// interface or address switches it on.
+    fn apply(self, config: &mut config::Config) {
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(addr) = self.agent_listen {
+            config.agent_listen = Some(addr);
+        }
+        if let Some(iface) = self.dhcp_interface {
+            config.dhcp_server.enabled = true;
+            config.dhcp_server.interface = iface;
+        }
+        if let Some(range) = self.dhcp_range {
+            config.dhcp_server.range = range;
+        }
+        if let Some(mode) = self.dhcp_mode {
+            config.dhcp_server.mode = mode;
+        }
+        if let Some(listen) = self.tftp_listen {
+            config.tftp_server.enabled = true;
+            config.tftp_server.listen = listen;
+        }
+        if let Some(root) = self.tftp_root {
+            config.pxe.tftp_root = root;
+        }
+        if let Some(listen) = self.http_listen {
+            config.http_server.enabled = true;
+            config.http_server.listen = listen;
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -67,6 +135,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Lab(LabCommand::Bmc(args)) => lab_bmc(args),
+        Command::Boot(BootCommand::Trace(args)) => boot_trace::run(args),
     }
 }
 
@@ -87,15 +156,7 @@ fn lab_bmc(args: ferric_lab::bmc::BmcArgs) -> Result<()> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let mut config = config::load(args.config.as_deref(), std::env::vars())?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(addr) = args.agent_listen {
-        config.agent_listen = Some(addr);
-    }
+    args.apply(&mut config);
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log))
         .context("invalid log filter")?;
@@ -110,7 +171,25 @@ fn serve(args: ServeArgs) -> Result<()> {
         .block_on(run(config))
 }
 
-async fn run(config: config::Config) -> Result<()> {
+async fn run(mut config: config::Config) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr().context("no local address")?;
+    let agents = match config.agent_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for agents on {addr}"))?,
+        ),
+        None => None,
+    };
+    // Port 0 was given a real port only now: the agents' URL says which.
+    config.listen = local;
+    if let Some(agents) = &agents {
+        config.agent_listen = Some(agents.local_addr().context("no local address")?);
+    }
+    netboot::resolve(&mut config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let lock = data_dir::DataDirLock::acquire(&config.data_dir)?;
@@ -129,25 +208,14 @@ async fn run(config: config::Config) -> Result<()> {
     )
     .await
     .context("cannot start the conductor")?;
+    tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "ferric is serving");
     let state = AppState {
         conductor: conductor.clone(),
         public_endpoint: Some(config.public_endpoint.clone()).filter(|s| !s.is_empty()),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local = listener.local_addr().context("no local address")?;
-    tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "ferric is serving");
-    let agents = match config.agent_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for agents on {addr}"))?,
-        ),
-        None => None,
-    };
     println!("ferric listening on http://{local}");
     let stop = tokio_util::sync::CancellationToken::new();
+    let boot = netboot::start(&config, &stop).await?;
     let agent_server = agents.map(|l| {
         if let Ok(a) = l.local_addr() {
             tracing::info!(listen = %a, "serving the agents' endpoints");
@@ -167,7 +235,8 @@ async fn run(config: config::Config) -> Result<()> {
         api_stop.cancel();
     });
     let api_done = stop.clone();
-    axum::serve(listener, ferric_api::router(state))
+    let app = ferric_api::router(state).merge(boot_trace::router(boot.trace.clone()));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { api_done.cancelled().await })
         .await
         .context("server failed")?;
@@ -178,6 +247,7 @@ async fn run(config: config::Config) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    boot.join().await;
     conductor.stop().await;
     Ok(())
 }

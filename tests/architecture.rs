@@ -39,6 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ferric-ipmi", &[]),
     ("ferric-redfish", &[]),
     ("ferric-lab", &["ferric-ipmi"]),
+    ("ferric-netboot", &[]),
 ];
 
 fn root() -> &'static Path {

@@ -291,7 +291,10 @@ fn creation_validates_its_body() {
         .iter()
         .map(|d| &d["name"])
         .collect();
-    assert_eq!(names, vec!["fake-hardware"]);
+    assert_eq!(
+        names,
+        vec!["fake-hardware", "ipmi", "redfish", "manual-management"]
+    );
 }
 
 #[test]

@@ -180,11 +180,12 @@ fn drivers_and_conductors_describe_this_ferric() {
         s.get("/v1/drivers/fake-hardware/properties"),
         json!({"B1": "B1 description. Required.", "B2": "B2 description. Required."})
     );
-    let (status, body) = s.call(Method::GET, "/v1/drivers/ipmi", None);
+    assert_eq!(s.get("/v1/drivers/ipmi")["name"], "ipmi");
+    let (status, body) = s.call(Method::GET, "/v1/drivers/idrac", None);
     assert_eq!(status, 404);
     assert_eq!(
         faultstring(&body),
-        "Could not find the following driver(s) or hardware type(s): ipmi."
+        "Could not find the following driver(s) or hardware type(s): idrac."
     );
 
     let conductors = s.get("/v1/conductors");
@@ -194,7 +195,10 @@ fn drivers_and_conductors_describe_this_ferric() {
         "links": [{"href": format!("{}/v1/conductors/c1", s.url), "rel": "self"}, {"href": format!("{}/conductors/c1", s.url), "rel": "bookmark"}]}])
     );
     let one = s.get("/v1/conductors/c1");
-    assert_eq!(one["drivers"], json!(["fake-hardware"]));
+    assert_eq!(
+        one["drivers"],
+        json!(["fake-hardware", "ipmi", "redfish", "manual-management"])
+    );
     let old: Value = s
         .request(Method::GET, "/v1/conductors", Some("1.48"), None)
         .json()

@@ -97,6 +97,7 @@ class FerricServer:
         self.config = config
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args: list[str] = []  # more `ferric serve` flags
         self.port: int | None = None
         self.url = ""
 
@@ -124,6 +125,7 @@ class FerricServer:
             str(self.data_dir),
             "--config",
             str(self.config_path),
+            *self.args,
         ]
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {shlex.join(cmd)}\n".encode())

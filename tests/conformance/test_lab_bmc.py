@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,13 +49,15 @@ def ferric_binary() -> Path:
 class Lab:
     """`ferric lab bmc` with machines m1..mN, each on its own IPMI port."""
 
-    def __init__(self, workdir: Path, api_url: str, count: int):
+    def __init__(self, workdir: Path, api_url: str, count: int, boot_url: str | None = None):
         self.dir = workdir / f"lab-{free_port()}"
         self.dir.mkdir()
         self.redfish_port = free_port()
         self.url = f"http://127.0.0.1:{self.redfish_port}"
         self.machines = {}
         lines = [f'api_url = "{api_url}"']
+        if boot_url:
+            lines.append(f'boot_url = "{boot_url}"')
         for i in range(1, count + 1):
             name = f"m{i}"
             port = free_port(socket.SOCK_DGRAM)
@@ -133,8 +136,8 @@ def image(tmp_path_factory):
     server.stop()
 
 
-def config(**conductor):
-    return {
+def config(extra: dict | None = None, **conductor):
+    return {**(extra or {}),
         "conductor": {"host": HOST, "check_provision_state_interval": 1, "deploy_callback_timeout": 180,
                       "clean_callback_timeout": 180, **conductor},
         "agent": {"post_deploy_get_power_state_retries": 10, "post_deploy_get_power_state_retry_interval": 1,
@@ -147,9 +150,13 @@ def config(**conductor):
 def rig(spawn, workdir):
     made = []
 
-    def _rig(count: int = 1, **conductor):
-        server = spawn("lab", config(**conductor))
-        lab = Lab(workdir, server.url, count)
+    def _rig(count: int = 1, http_boot: bool = False, **conductor):
+        extra, boot_url = None, None
+        if http_boot:
+            boot_url = f"http://127.0.0.1:{free_port()}"
+            extra = {"http_server": {"enabled": True, "listen": boot_url.removeprefix("http://")}}
+        server = spawn("lab", config(extra, **conductor))
+        lab = Lab(workdir, server.url, count, boot_url)
         made.append(lab)
         return server, Cli(server), lab
 
@@ -213,6 +220,98 @@ def test_a_whole_deploy_through_the_virtual_bmc(rig, image, protocol):
     history = server.api("GET", f"/v1/nodes/{uuid}/history")[1]["history"]
     assert not [h for h in history if h["severity"] == "ERROR"], history
     assert "password" not in server.log_tail(2000).replace("redfish_password", "").replace("ipmi_password", "")
+
+
+def enroll_real_driver(cli: Cli, lab: Lab, name: str, protocol: str, ramdisk: Path) -> str:
+    """A node of the `ipmi` or `redfish` hardware type on its defaults: the
+    `ipxe` boot interface and the `direct` deploy."""
+    m = lab.machines[name]
+    if protocol == "ipmi":
+        info = {"ipmi_address": "127.0.0.1", "ipmi_port": m["ipmi_port"], "ipmi_username": "admin",
+                "ipmi_password": "password"}
+    else:
+        info = {"redfish_address": lab.url, "redfish_system_id": f"/redfish/v1/Systems/{name}",
+                "redfish_username": "admin", "redfish_password": "password"}
+    info |= {"deploy_kernel": f"file://{ramdisk / 'deploy.kernel'}", "deploy_ramdisk": str(ramdisk / "deploy.initramfs")}
+    args = [arg for key, value in info.items() for arg in ("--driver-info", f"{key}={value}")]
+    node = cli.json("node", "create", "--driver", protocol, "--name", f"ipxe-{protocol}",
+                    "--property", "capabilities=boot_mode:bios", *args)
+    assert node["boot_interface"] == "ipxe" and node["deploy_interface"] == "direct", node
+    cli.ok("port", "create", m["mac"], "--node", node["uuid"])
+    return node["uuid"]
+
+
+@pytest.mark.parametrize("protocol", ["ipmi", "redfish"])
+def test_a_deploy_network_boots_through_ferric_s_own_boot_config(rig, image, protocol, tmp_path):
+    """The machine's firmware (the lab's) reads the iPXE script Ferric's
+    `ipxe` interface wrote and Ferric's HTTP boot server serves, loads the
+    kernel and ramdisk it names, and runs the agent with the script's
+    kernel command line: nothing but the boot config tells it the API."""
+    server, cli, lab = rig(http_boot=True)
+    raw, images = image
+    (tmp_path / "deploy.kernel").write_bytes(os.urandom(300_000))
+    (tmp_path / "deploy.initramfs").write_bytes(os.urandom(1_200_000))
+    uuid = enroll_real_driver(cli, lab, "m1", protocol, tmp_path)
+    validation = cli.json("node", "validate", uuid)
+    assert {v["Interface"]: v["Result"] for v in validation}["boot"] is True, validation
+
+    cli.move(uuid, "manage", "manageable")
+    cli.move(uuid, "provide", "available")
+    loaded = lab.machine("m1")["last_boot_config"]
+    assert loaded["loaded"] == "agent", loaded
+    assert loaded["kernel"].endswith(f"/{uuid}/deploy_kernel"), loaded
+    assert (loaded["kernel_bytes"], loaded["initrd_bytes"]) == (300_000, 1_200_000), loaded
+    assert f"ipa-api-url={server.url}" in loaded["cmdline"], loaded
+    assert "BOOTIF=52:54:00:1a:00:01" in loaded["cmdline"], loaded
+    script_url = loaded["config_url"]
+
+    cli.ok("node", "set", uuid, "--instance-info", f"image_source={images.url('disk.raw')}",
+           "--instance-info", "image_os_hash_algo=sha256", "--instance-info", f"image_os_hash_value={sha256_of(raw)}")
+    cli.ok("node", "deploy", uuid)
+    node = server.wait_for_node(uuid, lambda n: n["provision_state"] == "active" and n["reservation"] is None, "active", 240)
+    assert node["power_state"] == "power on"
+    m = lab.machine("m1")
+    assert m["last_boot"] == "disk", m
+    with open(lab.machines["m1"]["disk"], "rb") as disk:
+        assert disk.read(raw.stat().st_size) == raw.read_bytes()
+    # Local boot: the deploy's boot config and DHCP options are gone.
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(script_url, timeout=5)
+    assert gone.value.code == 404
+    host_file = server.data_dir / "dhcp" / "hostsdir" / "ironic-52:54:00:1a:00:01.conf"
+    assert host_file.read_text() == "52:54:00:1a:00:01,ignore\n"
+
+    cli.move(uuid, "undeploy", "available")
+    assert lab.machine("m1")["last_boot_config"]["loaded"] == "agent"
+    history = server.api("GET", f"/v1/nodes/{uuid}/history")[1]["history"]
+    assert not [h for h in history if h["severity"] == "ERROR"], history
+
+
+def test_netboot_keeps_booting_the_instance_through_ferric_s_config(rig, image, tmp_path):
+    """`boot_option: netboot`: the node keeps network-booting; with a
+    whole-disk image its script boots the local disk (iPXE `sanboot`), and
+    the BMC's boot device stays PXE."""
+    server, cli, lab = rig(http_boot=True)
+    raw, images = image
+    (tmp_path / "deploy.kernel").write_bytes(os.urandom(1000))
+    (tmp_path / "deploy.initramfs").write_bytes(os.urandom(1000))
+    uuid = enroll_real_driver(cli, lab, "m1", "ipmi", tmp_path)
+    cli.move(uuid, "manage", "manageable")
+    cli.move(uuid, "provide", "available")
+    cli.ok("node", "set", uuid, "--instance-info", f"image_source={images.url('disk.raw')}",
+           "--instance-info", "image_os_hash_algo=sha256", "--instance-info", f"image_os_hash_value={sha256_of(raw)}",
+           "--instance-info", "capabilities={\"boot_option\": \"netboot\"}")
+    cli.ok("node", "deploy", uuid)
+    server.wait_for_node(uuid, lambda n: n["provision_state"] == "active" and n["reservation"] is None, "active", 240)
+    m = lab.machine("m1")
+    assert m["last_boot"] == "disk" and m["last_boot_config"]["loaded"] == "disk", m
+    with urllib.request.urlopen(m["last_boot_config"]["config_url"], timeout=5) as r:
+        script = r.read().decode()
+    assert "\ngoto boot_whole_disk\n" in script, script
+    assert "Boot Device Selector : Force PXE" in lab.ipmitool("m1", "chassis", "bootparam", "get", "5")
+    cli.move(uuid, "undeploy", "available")
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(m["last_boot_config"]["config_url"], timeout=5)
 
 
 def test_the_power_sync_restores_power_changed_outside_ferric(rig):

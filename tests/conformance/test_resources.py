@@ -162,7 +162,7 @@ def test_conductors(cli):
     assert set(shown) == {"created_at", "updated_at", "hostname", "conductor_group", "drivers", "alive"}
     assert shown["hostname"] == SHARED_HOST
     assert shown["alive"] is True
-    assert shown["drivers"] == ["fake-hardware"]
+    assert shown["drivers"] == ["fake-hardware", "ipmi", "redfish", "manual-management"]
     r = cli.fails("conductor", "show", "nosuch")
     assert "Conductor nosuch could not be found. (HTTP 404)" in r.stderr
 

@@ -1,7 +1,8 @@
 """Every walkthrough in the README, run verbatim against a fresh server.
 
 A walkthrough is a fenced `sh` block right after a line
-`<!-- walkthrough: NAME -->`. Each runs in bash with `-e -u -o pipefail`, in a
+`<!-- walkthrough: NAME -->` (or `<!-- walkthrough: NAME; serve: FLAGS -->`
+for a server started with more flags, as the text before it says). Each runs in bash with `-e -u -o pipefail`, in a
 temporary HOME, against a fresh `ferric serve` on the README's default
 address (127.0.0.1:6385), with the suite's own OpenStack client and the
 built `ferric-agent` first on PATH. A command that fails fails the test, so the README cannot drift from
@@ -21,19 +22,22 @@ import pytest
 from conftest import REPO_ROOT, FerricServer, openstack_binary
 from machines import agent_binary
 
-MARKER = re.compile(r"^<!-- walkthrough: (?P<name>[^>]+?) -->\s*\n```(?:sh|bash)\n(?P<body>.*?)^```", re.M | re.S)
+MARKER = re.compile(
+    r"^<!-- walkthrough: (?P<name>[^;>]+?)(?:; serve: (?P<args>[^>]+?))? -->\s*\n```(?:sh|bash)\n(?P<body>.*?)^```",
+    re.M | re.S)
 
 
-def walkthroughs() -> list[tuple[str, str]]:
+def walkthroughs() -> list[tuple[str, str, list[str]]]:
     text = (REPO_ROOT / "README.md").read_text()
-    found = [(m.group("name"), m.group("body")) for m in MARKER.finditer(text)]
+    found = [(m.group("name"), m.group("body"), (m.group("args") or "").split()) for m in MARKER.finditer(text)]
     assert found, "the README has no walkthroughs"
     return found
 
 
-@pytest.mark.parametrize("name,body", walkthroughs(), ids=[n for n, _ in walkthroughs()])
-def test_walkthrough_runs_verbatim(name: str, body: str, workdir: Path) -> None:
+@pytest.mark.parametrize("name,body,args", walkthroughs(), ids=[n for n, _, _ in walkthroughs()])
+def test_walkthrough_runs_verbatim(name: str, body: str, args: list[str], workdir: Path) -> None:
     server = FerricServer(workdir, "walkthrough-" + re.sub(r"\W+", "-", name), {})
+    server.args = args
     server.start(port=6385)
     try:
         home = workdir / f"home-{server.name}"

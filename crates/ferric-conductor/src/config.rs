@@ -11,6 +11,10 @@ pub struct ConductorConfig {
     /// The name this conductor registers under and writes into
     /// `reservation`; empty means the machine's host name.
     pub host: String,
+    /// The API URL a node's agent calls back (lookup, heartbeat), put on
+    /// its kernel command line; empty means "derived from the server's
+    /// listen address".
+    pub api_url: String,
     pub conductor_group: String,
     /// How many flows may run at once.
     pub workers_pool_size: usize,
@@ -60,6 +64,7 @@ impl Default for ConductorConfig {
     fn default() -> Self {
         ConductorConfig {
             host: String::new(),
+            api_url: String::new(),
             conductor_group: String::new(),
             workers_pool_size: 300,
             node_locked_retry_attempts: 3,

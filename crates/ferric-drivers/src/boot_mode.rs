@@ -4,21 +4,27 @@
 use ferric_core::Node;
 use serde_json::Value;
 
-/// A `boot_mode` capability in a capabilities value: a dict, or Ironic's
+/// Capability `key` in a capabilities value: a dict, or Ironic's
 /// `key:value,key:value` string.
-fn boot_mode_capability(caps: Option<&Value>) -> Option<String> {
+fn capability(caps: Option<&Value>, key: &str) -> Option<String> {
     match caps? {
-        Value::Object(map) => map
-            .get("boot_mode")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        Value::Object(map) => map.get(key).and_then(Value::as_str).map(str::to_owned),
         Value::String(text) => text
             .split(',')
             .filter_map(|c| c.split_once(':'))
-            .find(|(k, _)| k.trim() == "boot_mode")
+            .find(|(k, _)| k.trim() == key)
             .map(|(_, v)| v.trim().to_owned()),
         _ => None,
     }
+}
+
+fn boot_mode_capability(caps: Option<&Value>) -> Option<String> {
+    capability(caps, "boot_mode")
+}
+
+/// Capability `key` of the instance (`instance_info.capabilities`).
+pub fn instance_capability(node: &Node, key: &str) -> Option<String> {
+    capability(node.instance_info.get("capabilities"), key)
 }
 
 /// The boot mode the instance boots in, in Ironic's order: the instance's

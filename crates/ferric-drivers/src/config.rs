@@ -14,7 +14,14 @@ pub struct DriverConfig {
     pub inspector: InspectorConfig,
     pub ipmi: crate::ipmi::IpmiConfig,
     pub redfish: crate::redfish::RedfishConfig,
+    pub pxe: crate::pxe::PxeConfig,
+    pub dhcp: crate::pxe::DhcpProviderConfig,
+    pub dnsmasq: crate::pxe::DnsmasqConfig,
     pub fake: FakeDelays,
+    /// The API URL agents are told to call back (Ironic's
+    /// `[conductor] api_url`), set by the server.
+    #[serde(skip)]
+    pub api_url: String,
 }
 
 /// `[inspector]`: in-band inspection through the agent.
@@ -90,6 +97,11 @@ pub struct DeployConfig {
     /// Priority of the agent's `erase_devices_metadata` in automated
     /// cleaning; 0 leaves it out.
     pub erase_devices_metadata_priority: i32,
+    /// Base URL of the HTTP server that serves `http_root` (iPXE scripts,
+    /// kernels and ramdisks of the `ipxe` interface).
+    pub http_url: String,
+    /// The directory that server serves.
+    pub http_root: std::path::PathBuf,
     /// Passes of random data `erase_devices` writes.
     pub shred_random_overwrite_iterations: u32,
     /// Whether `erase_devices` ends with a pass of zeros.
@@ -103,6 +115,8 @@ impl Default for DeployConfig {
             fast_track_timeout: 300,
             erase_devices_priority: 0,
             erase_devices_metadata_priority: 99,
+            http_url: String::new(),
+            http_root: std::path::PathBuf::new(),
             shred_random_overwrite_iterations: 1,
             shred_final_overwrite_with_zeros: true,
         }

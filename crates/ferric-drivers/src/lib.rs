@@ -22,6 +22,7 @@ pub mod interface;
 pub mod ipmi;
 pub mod noop;
 pub mod power;
+pub mod pxe;
 pub mod redfish;
 pub mod registry;
 

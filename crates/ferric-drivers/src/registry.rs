@@ -215,6 +215,8 @@ impl Implementations {
             "redfish",
             Arc::new(crate::redfish::RedfishManagement::new(redfish)),
         );
+        t.boot.insert("pxe", Arc::new(crate::pxe::PxeBoot::pxe()));
+        t.boot.insert("ipxe", Arc::new(crate::pxe::PxeBoot::ipxe()));
         for (kind, name) in PLANNED {
             t.insert_unavailable(*kind, name);
         }
@@ -289,8 +291,6 @@ impl Implementations {
 /// Interface names later work fills in. Nodes can name them now; they
 /// report themselves unavailable until built.
 const PLANNED: &[(InterfaceKind, &str)] = &[
-    (InterfaceKind::Boot, "pxe"),
-    (InterfaceKind::Boot, "ipxe"),
     (InterfaceKind::Deploy, "iscsi"),
     (InterfaceKind::Deploy, "ramdisk"),
     (InterfaceKind::Raid, "agent"),
@@ -593,7 +593,10 @@ mod tests {
     fn only_working_hardware_types_are_listed() {
         let r = registry();
         let listed: Vec<&str> = r.available_hardware_types().map(|t| t.name).collect();
-        assert_eq!(listed, vec!["fake-hardware"]);
+        assert_eq!(
+            listed,
+            vec!["fake-hardware", "ipmi", "redfish", "manual-management"]
+        );
         let hw = r.hardware_type("fake-hardware").unwrap();
         assert_eq!(
             r.enabled_interfaces(hw, InterfaceKind::Deploy),
@@ -605,6 +608,16 @@ mod tests {
     fn planned_interfaces_enrol_but_do_not_compose_into_working_ones() {
         let r = registry();
         let mut n = node("ipmi");
+        n.interfaces.set(InterfaceKind::Deploy, "iscsi");
+        r.fill_interfaces(&mut n).unwrap();
+        let driver = r.compose(&n).unwrap();
+        assert!(!driver.interface(InterfaceKind::Deploy).available());
+    }
+
+    #[test]
+    fn ipmi_nodes_default_to_native_ipmi_ipxe_and_direct() {
+        let r = registry();
+        let mut n = node("ipmi");
         r.fill_interfaces(&mut n).unwrap();
         assert_eq!(n.interfaces.get(InterfaceKind::Power), "ipmitool");
         assert_eq!(n.interfaces.get(InterfaceKind::Deploy), "direct");
@@ -612,7 +625,7 @@ mod tests {
         let driver = r.compose(&n).unwrap();
         assert!(driver.interface(InterfaceKind::Power).available());
         assert!(driver.interface(InterfaceKind::Management).available());
-        assert!(!driver.interface(InterfaceKind::Boot).available());
+        assert!(driver.interface(InterfaceKind::Boot).available());
     }
 
     #[test]

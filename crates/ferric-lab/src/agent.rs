@@ -1,6 +1,8 @@
 //! The agent process of a simulated machine that booted PXE:
 //! `ferric-agent --api-url API_URL --disk DISK --mac MAC --listen ADDR`,
-//! its output appended to `NAME.agent.log`. How it ends tells the machine
+//! or, when the machine followed a boot config, `--cmdline NAME.cmdline`
+//! (the kernel's command line, with `ipa-api-url` and `BOOTIF`) in place
+//! of `--api-url`; its output appended to `NAME.agent.log`. How it ends tells the machine
 //! what happened: exit 0 is the OS powering the machine off, exit 10 a
 //! reboot, anything else a machine that hung powered on.
 
@@ -53,6 +55,15 @@ pub enum Stop {
     Hard,
 }
 
+/// Where a started agent learns the Ironic API from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSource {
+    /// `--api-url` from the machines file (booting PXE without a boot config).
+    ApiUrl,
+    /// `--cmdline FILE`: the kernel command line the boot config gave.
+    Cmdline(PathBuf),
+}
+
 /// Starts agents: which binary, which API, where their logs go.
 #[derive(Debug, Clone)]
 pub struct AgentLauncher {
@@ -87,11 +98,35 @@ impl AgentLauncher {
         self.log_dir.join(format!("{name}.agent.log"))
     }
 
+    /// Where a machine's network boot is logged.
+    pub fn boot_log_path(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.boot.log"))
+    }
+
+    /// Writes a machine's kernel command line to `NAME.cmdline`, for the
+    /// agent's `--cmdline`.
+    pub fn write_cmdline(&self, name: &str, cmdline: &str) -> std::io::Result<PathBuf> {
+        let path = self.log_dir.join(format!("{name}.cmdline"));
+        std::fs::write(&path, format!("{cmdline}\n")).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+        Ok(path)
+    }
+
     /// Starts a machine's agent listening on `listen`.
-    pub fn start(&self, spec: &MachineSpec, listen: SocketAddr) -> std::io::Result<RunningAgent> {
+    pub fn start(
+        &self,
+        spec: &MachineSpec,
+        listen: SocketAddr,
+        source: &AgentSource,
+    ) -> std::io::Result<RunningAgent> {
+        let (flag, value) = match source {
+            AgentSource::ApiUrl => ("--api-url", self.api_url.clone()),
+            AgentSource::Cmdline(path) => ("--cmdline", path.display().to_string()),
+        };
         let args = [
-            "--api-url".to_string(),
-            self.api_url.clone(),
+            flag.to_string(),
+            value,
             "--disk".to_string(),
             spec.disk.display().to_string(),
             "--mac".to_string(),

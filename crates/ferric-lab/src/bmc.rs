@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::agent::{default_agent_bin, AgentLauncher};
 use crate::config::{self, ConfigError, MachineSpec};
+use crate::firmware::{Firmware, FirmwareError};
 use crate::ipmi;
 use crate::lab::Lab;
 use crate::lab_api::{self, LabApi, SessionCounts};
@@ -44,6 +45,8 @@ pub enum LabError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
     #[error("machine {machine}: disk {path}: {message}")]
     Disk {
         machine: String,
@@ -75,7 +78,13 @@ pub async fn run(
         api_url: file.api_url.clone(),
         log_dir: log_dir(args.state_dir.as_deref())?,
     });
-    tracing::info!(agent = %launcher.bin.display(), logs = %launcher.log_dir.display(), "virtual BMC starting");
+    let firmware = file
+        .boot_url
+        .clone()
+        .map(Firmware::new)
+        .transpose()?
+        .map(Arc::new);
+    tracing::info!(agent = %launcher.bin.display(), logs = %launcher.log_dir.display(), boot_url = ?file.boot_url, "virtual BMC starting");
     let (stop, stopping) = watch::channel(false);
     let mut machines = Vec::new();
     let mut tasks = Vec::new();
@@ -88,6 +97,7 @@ pub async fn run(
             saved,
             store.clone(),
             launcher.clone(),
+            firmware.clone(),
             stopping.clone(),
         );
         machines.push(machine);

@@ -61,6 +61,11 @@ impl MacAddress {
         }
         Some(MacAddress(octets))
     }
+
+    /// `52-54-00-00-00-01`: the form of PXELINUX's per-MAC file names.
+    pub fn hyphenated(&self) -> String {
+        self.to_string().replace(':', "-")
+    }
 }
 
 impl fmt::Display for MacAddress {
@@ -156,6 +161,10 @@ pub struct MachinesFile {
     /// One IPMI port for the machines without their own, told apart by
     /// user name.
     pub ipmi_listen: Option<SocketAddr>,
+    /// Where a machine booting PXE fetches its boot config, as iPXE would
+    /// after DHCP (`{boot_url}/pxelinux.cfg/{mac-with-hyphens}`), no
+    /// trailing `/`; without it, booting PXE starts the agent at once.
+    pub boot_url: Option<String>,
     /// The machines, in file order.
     pub machines: Vec<MachineSpec>,
 }
@@ -165,6 +174,7 @@ pub struct MachinesFile {
 struct RawFile {
     api_url: String,
     ipmi_listen: Option<SocketAddr>,
+    boot_url: Option<String>,
     #[serde(default)]
     machine: Vec<RawMachine>,
 }
@@ -205,6 +215,7 @@ pub fn load(path: &Path) -> Result<MachinesFile, ConfigError> {
 pub fn parse(text: &str) -> Result<MachinesFile, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
     validate_api_url(&raw.api_url)?;
+    let boot_url = raw.boot_url.as_deref().map(boot_url).transpose()?;
     let mut machines = Vec::with_capacity(raw.machine.len());
     for (index, machine) in raw.machine.into_iter().enumerate() {
         machines.push(machine_spec(index, machine)?);
@@ -212,6 +223,7 @@ pub fn parse(text: &str) -> Result<MachinesFile, ConfigError> {
     let file = MachinesFile {
         api_url: raw.api_url,
         ipmi_listen: raw.ipmi_listen,
+        boot_url,
         machines,
     };
     check_unique(&file)?;
@@ -227,6 +239,20 @@ fn validate_api_url(url: &str) -> Result<(), ConfigError> {
             format!("{url:?} is not an http:// or https:// URL"),
         ))
     }
+}
+
+/// The lab's firmware speaks plain HTTP only (no TLS), like an iPXE built
+/// without it.
+fn boot_url(url: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| ConfigError::invalid("boot_url", format!("{url:?} {why}"));
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if parsed.scheme() != "http" {
+        return Err(bad("is not an http:// URL (the lab's firmware has no TLS)"));
+    }
+    if parsed.host().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("must be http://HOST[:PORT][/PATH]"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 fn machine_spec(index: usize, raw: RawMachine) -> Result<MachineSpec, ConfigError> {
@@ -391,6 +417,7 @@ password = "password"
         let file = parse(ONE).unwrap();
         assert_eq!(file.api_url, "http://127.0.0.1:6385");
         assert_eq!(file.ipmi_listen, None);
+        assert_eq!(file.boot_url, None);
         let m = &file.machines[0];
         assert_eq!(m.name, "m1");
         assert_eq!(m.mac.to_string(), "52:54:00:00:00:01");
@@ -486,6 +513,24 @@ lockout_seconds = 30
     }
 
     #[test]
+    fn boot_url_is_plain_http() {
+        let with = |url: &str| format!("boot_url = \"{url}\"\n{ONE}");
+        let file = parse(&with("http://127.0.0.1:8080/")).unwrap();
+        assert_eq!(file.boot_url.as_deref(), Some("http://127.0.0.1:8080"));
+        let file = parse(&with("http://boot.test/root")).unwrap();
+        assert_eq!(file.boot_url.as_deref(), Some("http://boot.test/root"));
+        for bad in [
+            "https://127.0.0.1:8080",
+            "127.0.0.1:8080",
+            "http://h/?a=1",
+            "tftp://h",
+        ] {
+            let e = err(&with(bad));
+            assert!(e.contains("boot_url:"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn wrong_types_and_unknown_boot_sources_show_the_key() {
         let e = err(&format!("{ONE}boot_order = [\"floppy\"]\n"));
         assert!(e.contains("boot_order") && e.contains("floppy"), "{e}");
@@ -561,6 +606,10 @@ lockout_seconds = 30
         assert_eq!(
             MacAddress::parse("AA-bb-CC-dd-EE-ff").unwrap().to_string(),
             "aa:bb:cc:dd:ee:ff"
+        );
+        assert_eq!(
+            MacAddress::parse("AA:bb:CC:dd:EE:ff").unwrap().hyphenated(),
+            "aa-bb-cc-dd-ee-ff"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The lab's own endpoints, beside Redfish on its listener and without
 //! authentication: `GET /lab/machines` and `/lab/machines/{name}` show the
-//! machines' state (power, boot override, last boot, boot count, NMIs,
-//! agent pid); `GET`/`PUT /lab/machines/{name}/faults` read and replace a
+//! machines' state (power, boot override, last boot and what its network
+//! boot loaded, boot count, NMIs, agent pid); `GET`/`PUT /lab/machines/{name}/faults` read and replace a
 //! machine's faults (JSON with the machines file's keys).
 
 use std::sync::Arc;
@@ -70,6 +70,7 @@ pub fn machine_json(api: &LabApi, machine: &Machine) -> Value {
         },
         "boot_mode": state.boot_mode,
         "last_boot": state.last_boot,
+        "last_boot_config": state.last_boot_config,
         "boot_count": state.boot_count,
         "nmi_count": state.nmi_count,
         "virtual_media": state.media,

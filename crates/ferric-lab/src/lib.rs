@@ -11,6 +11,8 @@
 //! - [`machine`]: the BMC's view of a machine and the boot decision, no I/O;
 //! - [`state`]: power and boot settings kept across restarts;
 //! - [`agent`] and [`sim`]: the agent process and the task owning a machine;
+//! - [`firmware`] and [`ipxe`]: booting PXE from a `boot_url` as iPXE would
+//!   (the boot config, its kernel and initrds);
 //! - [`faults`]: packet loss, delay, session limits, login lockout;
 //! - [`redfish`], [`lab_api`]: the HTTP listener (Redfish and `/lab`);
 //! - [`ipmi`]: the UDP listeners (IPMI v2.0 / RMCP+ over `ferric-ipmi`);
@@ -22,7 +24,9 @@ pub mod agent;
 pub mod bmc;
 pub mod config;
 pub mod faults;
+pub mod firmware;
 pub mod ipmi;
+pub mod ipxe;
 pub mod lab;
 pub mod lab_api;
 pub mod machine;

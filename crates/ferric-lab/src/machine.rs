@@ -90,6 +90,60 @@ pub struct Media {
     pub write_protected: bool,
 }
 
+/// What a network boot that followed the boot config loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loaded {
+    /// Still fetching the config, the kernel or the initrds.
+    #[default]
+    Loading,
+    /// A kernel with `ipa-api-url=` and no `root=`: the agent's ramdisk
+    /// (the agent runs).
+    Agent,
+    /// A kernel with `root=`: a netbooted instance (its OS runs).
+    Instance,
+    /// `sanboot`: the local disk.
+    Disk,
+    /// Nothing: the firmware went on to the next boot device.
+    Failed,
+}
+
+/// The last network boot that followed the boot config at `boot_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BootConfig {
+    pub loaded: Loaded,
+    /// The config fetched (`.../pxelinux.cfg/MAC`).
+    pub config_url: String,
+    /// The kernel's URL, once the script named one (resolved).
+    pub kernel: Option<String>,
+    /// The initrds' URLs (resolved).
+    pub initrds: Vec<String>,
+    /// The kernel's command line.
+    pub cmdline: Option<String>,
+    /// Bytes downloaded.
+    pub kernel_bytes: Option<u64>,
+    pub initrd_bytes: Option<u64>,
+    /// Why the network boot failed.
+    pub error: Option<String>,
+}
+
+impl BootConfig {
+    /// A network boot starting from `config_url`.
+    pub fn loading(config_url: String) -> Self {
+        BootConfig {
+            config_url,
+            ..BootConfig::default()
+        }
+    }
+
+    /// Marks it failed.
+    pub fn fail(&mut self, why: impl Into<String>) {
+        self.loaded = Loaded::Failed;
+        self.error = Some(why.into());
+    }
+}
+
 /// Everything about a machine that its BMC keeps (and that is persisted).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -101,6 +155,10 @@ pub struct MachineState {
     pub last_boot: Booted,
     pub nmi_count: u64,
     pub media: Media,
+    /// What the last boot's network boot loaded (only with a `boot_url`
+    /// and a boot that picked PXE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_boot_config: Option<BootConfig>,
 }
 
 impl MachineState {
@@ -118,6 +176,25 @@ impl MachineState {
         }
         self.power = Power::On;
         self.boot_count = self.boot_count.saturating_add(1);
+        self.last_boot = booted;
+        self.last_boot_config = None;
+        booted
+    }
+
+    /// After a failed network boot the firmware goes on with the boot
+    /// order's entries that are not the network; returns what booted.
+    pub fn network_boot_failed(&mut self, order: &[BootSource], disk_bootable: bool) -> Booted {
+        let not_network: Vec<BootSource> = order
+            .iter()
+            .copied()
+            .filter(|source| *source != BootSource::Pxe)
+            .collect();
+        let booted = choose_boot(
+            BootOverride::NONE,
+            &not_network,
+            disk_bootable,
+            self.media.inserted,
+        );
         self.last_boot = booted;
         booted
     }
@@ -247,6 +324,37 @@ mod tests {
         assert_eq!(cd.boot(DISK_THEN_PXE, true), Booted::Cd);
         let mut bios = with_override(BootDevice::Bios, false);
         assert_eq!(bios.boot(DISK_THEN_PXE, true), Booted::Bios);
+    }
+
+    #[test]
+    fn a_failed_network_boot_goes_on_without_the_network() {
+        let order = [BootSource::Pxe, BootSource::Cdrom, BootSource::Disk];
+        let mut m = with_override(BootDevice::Pxe, true);
+        assert_eq!(m.boot(&order, true), Booted::Pxe);
+        m.last_boot_config = Some(BootConfig::loading("http://h/c".into()));
+        assert_eq!(m.network_boot_failed(&order, true), Booted::Disk);
+        assert_eq!(m.last_boot, Booted::Disk);
+        m.media.inserted = true;
+        assert_eq!(m.network_boot_failed(&order, true), Booted::Cd);
+        m.media.inserted = false;
+        assert_eq!(m.network_boot_failed(&order, false), Booted::None);
+        assert_eq!(m.boot_count, 1, "not a boot of its own");
+        assert!(m.last_boot_config.is_some());
+        m.boot(&order, true);
+        assert_eq!(m.last_boot_config, None, "a new boot forgets it");
+    }
+
+    #[test]
+    fn without_a_boot_config_the_saved_state_is_as_before() {
+        let text = serde_json::to_string(&MachineState::default()).unwrap();
+        assert!(!text.contains("last_boot_config"), "{text}");
+        let mut m = MachineState::default();
+        let mut config = BootConfig::loading("http://h/c".into());
+        config.fail("404");
+        m.last_boot_config = Some(config);
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.contains("\"loaded\":\"failed\""), "{text}");
+        assert_eq!(serde_json::from_str::<MachineState>(&text).unwrap(), m);
     }
 
     #[test]

@@ -2,18 +2,26 @@
 //! carries out the BMC's requests one at a time (power, boot override,
 //! virtual media) and the agent's end (power off, reboot, hang). Readers get
 //! a snapshot without waiting for it; every change is saved and published.
+//!
+//! With a `boot_url`, booting PXE is a network boot ([`crate::firmware`])
+//! that runs inside the task beside its requests: a power request while it
+//! downloads drops it (closing the download) and is carried out at once.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::agent::{self, AgentExit, AgentLauncher, RunningAgent, Stop};
+use crate::agent::{self, AgentExit, AgentLauncher, AgentSource, RunningAgent, Stop};
 use crate::config::MachineSpec;
 use crate::faults::{Faults, LoginGuard};
+use crate::firmware::{BootLog, Firmware};
 use crate::machine::{
-    disk_has_boot_signature, stable_uuid, BootDevice, BootMode, Booted, MachineState, Media, Power,
+    disk_has_boot_signature, stable_uuid, BootConfig, BootDevice, BootMode, Booted, Loaded,
+    MachineState, Media, Power,
 };
 use crate::state::StateStore;
 
@@ -97,14 +105,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Machine {
     /// Starts a machine's task from its saved state; a machine that was on
-    /// with its agent running gets its agent started again. The task ends,
-    /// stopping the agent, when `shutdown` turns true.
+    /// with its agent running gets its agent started again (one that was
+    /// in the middle of a network boot boots from the network again). With
+    /// `firmware`, booting PXE follows the boot config at its `boot_url`.
+    /// The task ends, stopping the agent, when `shutdown` turns true.
     pub fn start(
         index: usize,
         spec: MachineSpec,
         saved: MachineState,
         store: StateStore,
         launcher: Arc<AgentLauncher>,
+        firmware: Option<Arc<Firmware>>,
         shutdown: watch::Receiver<bool>,
     ) -> (Arc<Machine>, tokio::task::JoinHandle<()>) {
         let spec = Arc::new(spec);
@@ -128,6 +139,8 @@ impl Machine {
             state: saved,
             store,
             launcher,
+            firmware,
+            netboot: None,
             agent: None,
             agent_error: None,
             publish,
@@ -217,6 +230,9 @@ struct Owner {
     state: MachineState,
     store: StateStore,
     launcher: Arc<AgentLauncher>,
+    firmware: Option<Arc<Firmware>>,
+    /// The network boot in progress.
+    netboot: Option<NetbootFuture>,
     agent: Option<RunningAgent>,
     agent_listen: Option<SocketAddr>,
     agent_error: Option<String>,
@@ -235,6 +251,15 @@ async fn agent_end(agent: &mut Option<RunningAgent>) -> std::io::Result<std::pro
     }
 }
 
+type NetbootFuture = Pin<Box<dyn Future<Output = BootConfig> + Send>>;
+
+async fn netboot_end(netboot: &mut Option<NetbootFuture>) -> BootConfig {
+    match netboot {
+        Some(boot) => boot.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Owner {
     async fn run(
         mut self,
@@ -242,8 +267,7 @@ impl Owner {
         mut shutdown: watch::Receiver<bool>,
     ) {
         if self.state.power == Power::On && self.state.last_boot == Booted::Pxe {
-            tracing::info!(machine = %self.spec.name, "was running its agent: starting it again");
-            self.start_agent();
+            self.resume_pxe();
         }
         self.publish();
         loop {
@@ -254,6 +278,10 @@ impl Owner {
                     let _ = request.reply.send(result);
                 }
                 ended = agent_end(&mut self.agent) => self.agent_ended(ended),
+                record = netboot_end(&mut self.netboot) => {
+                    self.netboot = None;
+                    self.network_boot_done(record);
+                }
                 () = stopped(&mut shutdown) => break,
             }
             self.publish();
@@ -314,17 +342,17 @@ impl Owner {
                 } else {
                     Stop::Hard
                 };
-                self.stop_agent(how).await;
+                self.stop_running(how).await;
                 self.state.power = Power::Off;
                 self.save();
             }
             PowerAction::ForceOff | PowerAction::SoftOff => {}
             PowerAction::ForceRestart | PowerAction::Cycle => {
-                self.stop_agent(Stop::Hard).await;
+                self.stop_running(Stop::Hard).await;
                 self.boot();
             }
             PowerAction::SoftRestart => {
-                self.stop_agent(Stop::Soft).await;
+                self.stop_running(Stop::Soft).await;
                 self.boot();
             }
             PowerAction::Nmi if on => {
@@ -337,18 +365,60 @@ impl Owner {
         Ok(())
     }
 
-    fn boot(&mut self) {
-        let bootable = disk_has_boot_signature(&self.spec.disk).unwrap_or_else(|e| {
+    /// A BMC restart is not a boot: what the machine ran, runs again.
+    fn resume_pxe(&mut self) {
+        let name = &self.spec.name;
+        let config = self.state.last_boot_config.as_ref();
+        match config.map(|c| (c.loaded, c.cmdline.clone().unwrap_or_default())) {
+            None => {
+                tracing::info!(machine = %name, "was running its agent: starting it again");
+                self.start_agent(&AgentSource::ApiUrl);
+            }
+            Some((Loaded::Agent, cmdline)) => {
+                tracing::info!(machine = %name, "was running the agent its boot config loaded: starting it again");
+                self.start_booted_agent(&cmdline);
+            }
+            Some((Loaded::Loading, _)) => {
+                tracing::info!(machine = %name, "was booting from the network: booting from it again");
+                self.start_network_boot();
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn disk_bootable(&self) -> bool {
+        disk_has_boot_signature(&self.spec.disk).unwrap_or_else(|e| {
             tracing::warn!(machine = %self.spec.name, disk = %self.spec.disk.display(), error = %e, "cannot read the disk");
             false
-        });
+        })
+    }
+
+    fn boot(&mut self) {
+        let bootable = self.disk_bootable();
         let booted = self.state.boot(&self.spec.boot_order, bootable);
         let name = &self.spec.name;
         let count = self.state.boot_count;
         match booted {
+            Booted::Pxe if self.firmware.is_some() => {
+                tracing::info!(machine = %name, count, "booted PXE: following the boot config");
+                self.start_network_boot();
+            }
             Booted::Pxe => {
                 tracing::info!(machine = %name, count, "booted PXE: starting the agent");
-                self.start_agent();
+                self.start_agent(&AgentSource::ApiUrl);
+            }
+            other => self.log_boot(other),
+        }
+        self.save();
+    }
+
+    /// Logs a boot that runs nothing of the lab's.
+    fn log_boot(&self, booted: Booted) {
+        let name = &self.spec.name;
+        let count = self.state.boot_count;
+        match booted {
+            Booted::Pxe => {
+                tracing::info!(machine = %name, count, "netbooted its instance: the OS runs")
             }
             Booted::Disk => tracing::info!(machine = %name, count, "booted its disk: the OS runs"),
             Booted::Cd => tracing::info!(
@@ -360,17 +430,98 @@ impl Owner {
             Booted::Bios => tracing::info!(machine = %name, count, "booted into firmware setup"),
             Booted::None => tracing::warn!(machine = %name, count, "no bootable device"),
         }
+    }
+
+    fn boot_log(&self) -> BootLog {
+        BootLog {
+            path: self.launcher.boot_log_path(&self.spec.name),
+        }
+    }
+
+    /// Starts following the boot config; without a `boot_url` (gone from
+    /// the machines file since the boot began), starts the agent.
+    fn start_network_boot(&mut self) {
+        let Some(firmware) = self.firmware.clone() else {
+            self.state.last_boot_config = None;
+            self.start_agent(&AgentSource::ApiUrl);
+            return;
+        };
+        let log = self.boot_log();
+        let config_url = firmware.config_url(&self.spec.mac);
+        log.line(&format!(
+            "--- ferric-lab: boot {} of {} ({}): network boot from {config_url}",
+            self.state.boot_count, self.spec.name, self.spec.mac
+        ));
+        self.state.last_boot_config = Some(BootConfig::loading(config_url));
+        let mac = self.spec.mac;
+        self.netboot = Some(Box::pin(
+            async move { firmware.network_boot(mac, log).await },
+        ));
+    }
+
+    fn network_boot_done(&mut self, mut record: BootConfig) {
+        if record.loaded == Loaded::Disk && !self.disk_bootable() {
+            record.fail("sanboot: the disk holds no boot signature");
+            self.boot_log()
+                .line("sanboot failed: the disk holds no boot signature");
+        }
+        let loaded = record.loaded;
+        let cmdline = record.cmdline.clone().unwrap_or_default();
+        let kernel = record.kernel.clone();
+        self.state.last_boot_config = Some(record);
+        let name = &self.spec.name;
+        match loaded {
+            Loaded::Agent => {
+                tracing::info!(machine = %name, ?kernel, "the boot config loaded the agent's ramdisk: starting the agent");
+                self.start_booted_agent(&cmdline);
+            }
+            Loaded::Instance => self.log_boot(Booted::Pxe),
+            Loaded::Disk => {
+                self.state.last_boot = Booted::Disk;
+                self.log_boot(Booted::Disk);
+            }
+            Loaded::Failed | Loaded::Loading => self.network_boot_failed(),
+        }
         self.save();
     }
 
-    fn start_agent(&mut self) {
+    fn network_boot_failed(&mut self) {
+        let why = self
+            .state
+            .last_boot_config
+            .as_ref()
+            .and_then(|c| c.error.clone())
+            .unwrap_or_default();
+        let bootable = self.disk_bootable();
+        let booted = self
+            .state
+            .network_boot_failed(&self.spec.boot_order, bootable);
+        tracing::warn!(machine = %self.spec.name, error = %why, next = ?booted, "the network boot failed: the next boot device that is not the network");
+        self.boot_log().line(&format!(
+            "next boot device that is not the network: {}",
+            booted_name(booted)
+        ));
+        self.log_boot(booted);
+    }
+
+    fn start_booted_agent(&mut self, cmdline: &str) {
+        match self.launcher.write_cmdline(&self.spec.name, cmdline) {
+            Ok(path) => self.start_agent(&AgentSource::Cmdline(path)),
+            Err(e) => {
+                tracing::error!(machine = %self.spec.name, error = %e, "the agent did not start: the machine hangs in PXE");
+                self.agent_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn start_agent(&mut self, source: &AgentSource) {
         let listen = match self.agent_listen {
             Some(addr) => Ok(addr),
             None => agent::free_loopback_port(),
         };
         let started = listen.and_then(|addr| {
             self.agent_listen = Some(addr);
-            self.launcher.start(&self.spec, addr)
+            self.launcher.start(&self.spec, addr, source)
         });
         match started {
             Ok(agent) => {
@@ -385,7 +536,16 @@ impl Owner {
         }
     }
 
-    async fn stop_agent(&mut self, how: Stop) {
+    /// Stops what the machine runs: a network boot in progress, the agent.
+    async fn stop_running(&mut self, how: Stop) {
+        if self.netboot.take().is_some() {
+            tracing::info!(machine = %self.spec.name, "power request: the network boot is interrupted");
+            self.boot_log()
+                .line("network boot interrupted by a power request");
+            if let Some(record) = &mut self.state.last_boot_config {
+                record.fail("interrupted by a power request");
+            }
+        }
         if let Some(agent) = self.agent.take() {
             tracing::info!(machine = %self.spec.name, pid = agent.pid(), ?how, "stopping the agent");
             agent.stop(how).await;
@@ -429,5 +589,15 @@ impl Owner {
             agent_listen: self.agent_listen,
             agent_error: self.agent_error.clone(),
         });
+    }
+}
+
+fn booted_name(booted: Booted) -> &'static str {
+    match booted {
+        Booted::None => "none",
+        Booted::Pxe => "pxe",
+        Booted::Disk => "disk",
+        Booted::Cd => "cd",
+        Booted::Bios => "bios",
     }
 }

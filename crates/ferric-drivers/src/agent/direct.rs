@@ -224,7 +224,10 @@ fn image_info(node: &Node, stream_raw_images: bool) -> Value {
             "deploy_boot_mode".into(),
             json!(crate::boot_mode::requested(node)),
         );
-        info.insert("boot_option".into(), json!("local"));
+        let option = crate::boot_mode::instance_capability(node, "boot_option")
+            .filter(|o| o == "netboot")
+            .unwrap_or_else(|| "local".to_owned());
+        info.insert("boot_option".into(), json!(option));
         if let Some(label) = capability(node, "disk_label") {
             info.insert("disk_label".into(), json!(label));
         }
@@ -309,7 +312,9 @@ impl DirectDeploy {
         }
         let whole_disk = is_whole_disk(task.node);
         let mode = crate::boot_mode::requested(task.node);
-        if (!whole_disk && root.is_some()) || (whole_disk && mode == "uefi") {
+        let netboot = crate::boot_mode::instance_capability(task.node, "boot_option").as_deref()
+            == Some("netboot");
+        if !netboot && ((!whole_disk && root.is_some()) || (whole_disk && mode == "uefi")) {
             let efi = uuids
                 .get("efi system partition uuid")
                 .cloned()
@@ -335,6 +340,11 @@ impl DirectDeploy {
         boot.prepare_instance(task).await.map_err(|e| {
             DriverError::failed(format!("Failed to prepare instance for booting: {e}"))
         })?;
+        if netboot {
+            task.record_event(EVENT, "Boot prepared to netboot the instance")
+                .await;
+            return Ok(Outcome::Done);
+        }
         let persistent = task
             .node
             .driver_info

@@ -106,6 +106,17 @@ pub fn sign_disk(path: &Path) {
 impl Bmc {
     /// Starts a BMC in `dir` (its state directory) on a Redfish port.
     pub async fn start(dir: &Path, port: u16, machines_toml: &str) -> Bmc {
+        let agent = write_agent_script(dir);
+        Bmc::start_with_agent(dir, port, machines_toml, agent).await
+    }
+
+    /// Starts a BMC whose machines run `agent`.
+    pub async fn start_with_agent(
+        dir: &Path,
+        port: u16,
+        machines_toml: &str,
+        agent: PathBuf,
+    ) -> Bmc {
         if std::env::var_os("FERRIC_LAB_TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("ferric_lab=debug,ferric_ipmi=debug")
@@ -114,7 +125,6 @@ impl Bmc {
         }
         let machines = dir.join("machines.toml");
         std::fs::write(&machines, machines_toml).unwrap();
-        let agent = write_agent_script(dir);
         let redfish: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let args = BmcArgs {
             machines,
