@@ -106,7 +106,9 @@ impl Default for HttpServerConfig {
 /// Fills what the configuration left empty from the data directory and
 /// the services' addresses, and checks what the services will need.
 pub fn resolve(config: &mut Config) -> Result<()> {
-    let data = config.data_dir.clone();
+    // Absolute: the `pxe` interface writes these paths into boot configs.
+    let data = std::path::absolute(&config.data_dir)
+        .with_context(|| format!("data directory {}", config.data_dir.display()))?;
     fill_path(&mut config.pxe.tftp_root, &data, "tftpboot");
     fill_path(&mut config.deploy.http_root, &data, "httpboot");
     fill_path(&mut config.dnsmasq.dhcp_hostsdir, &data, "dhcp/hostsdir");
@@ -150,6 +152,8 @@ pub fn resolve(config: &mut Config) -> Result<()> {
 fn fill_path(path: &mut PathBuf, data: &Path, name: &str) {
     if path.as_os_str().is_empty() {
         *path = data.join(name);
+    } else if let Ok(absolute) = std::path::absolute(&*path) {
+        *path = absolute;
     }
 }
 
@@ -422,4 +426,43 @@ async fn start_tftp(
             tracing::error!(error = %e, "the TFTP server failed");
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_are_absolute_and_urls_follow_the_listen_addresses() {
+        let mut config = Config {
+            data_dir: PathBuf::from("relative-data"),
+            ..Config::default()
+        };
+        config.http_server.enabled = true;
+        config.http_server.listen = "10.1.0.1:8080".into();
+        config.tftp_server.listen = "10.1.0.1:69".into();
+        config.agent_listen = Some("10.1.0.1:6385".parse().expect("addr"));
+        resolve(&mut config).expect("resolve");
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(config.pxe.tftp_root, cwd.join("relative-data/tftpboot"));
+        assert_eq!(config.deploy.http_root, cwd.join("relative-data/httpboot"));
+        assert_eq!(config.deploy.http_url, "http://10.1.0.1:8080");
+        assert_eq!(config.pxe.tftp_server, "10.1.0.1");
+        assert_eq!(config.conductor.api_url, "http://10.1.0.1:6385");
+    }
+
+    #[test]
+    fn full_mode_dhcp_needs_a_range_and_an_address() {
+        let mut config = Config::default();
+        config.dhcp_server.enabled = true;
+        let err = resolve(&mut config).expect_err("no address");
+        assert!(err.to_string().contains("server_ip"), "{err}");
+        config.dhcp_server.server_ip = "10.1.0.1".into();
+        let err = resolve(&mut config).expect_err("no range");
+        assert!(err.to_string().contains("--dhcp-range"), "{err}");
+        config.dhcp_server.range = "10.1.0.10,10.1.0.20".into();
+        config.dhcp_server.mode = "sideways".into();
+        let err = resolve(&mut config).expect_err("bad mode");
+        assert!(err.to_string().contains("full or proxy"), "{err}");
+    }
 }
