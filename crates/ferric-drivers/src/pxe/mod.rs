@@ -171,6 +171,7 @@ impl PxeBoot {
         }
         let base = info_str(&task.node.driver_info, "kernel_append_params")
             .unwrap_or(&config.pxe.kernel_append_params);
+        check_kernel_params(base)?;
         Ok(format!("{base} ipa-api-url={}", config.api_url)
             .trim()
             .to_owned())
@@ -363,6 +364,17 @@ impl PxeBoot {
     }
 }
 
+/// Kernel parameters go on one line of a boot config: a line break would
+/// let them add commands to it.
+fn check_kernel_params(params: &str) -> Result<(), DriverError> {
+    if params.chars().any(char::is_control) {
+        return Err(DriverError::InvalidParameter(
+            "kernel_append_params must be one line without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Points `link` at `target` (relative to the link's directory).
 fn relink(link: &Path, target: &Path) -> Result<(), DriverError> {
     let dir = link
@@ -426,6 +438,9 @@ impl Interface for PxeBoot {
         }
         self.place(task.config)?;
         boot_option(task.node)?;
+        if let Some(params) = info_str(&task.node.driver_info, "kernel_append_params") {
+            check_kernel_params(params)?;
+        }
         Self::agent_images(task.node, "deploy").map(drop)
     }
 }
@@ -535,6 +550,14 @@ pub(crate) mod tests_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_params_cannot_add_lines_to_a_boot_config() {
+        assert!(check_kernel_params("console=ttyS0 nofb").is_ok());
+        for bad in ["a\n:deploy\nchain http://x", "a\rb", "a\u{0}b", "tab\there"] {
+            assert!(check_kernel_params(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn links_are_relative_to_their_directory() {
