@@ -115,9 +115,10 @@ pub struct Recorder {
 
 #[derive(Debug, Default)]
 struct Book {
-    by_mac: std::collections::HashMap<MacAddr, std::collections::VecDeque<Event>>,
-    /// Order in which MACs were last touched, oldest first, to evict.
-    touched: std::collections::VecDeque<MacAddr>,
+    /// Each MAC's events, and when it was last touched (a counter, to
+    /// evict the least recently touched when full).
+    by_mac: std::collections::HashMap<MacAddr, (u64, std::collections::VecDeque<Event>)>,
+    clock: u64,
     mac_of: std::collections::HashMap<IpAddr, MacAddr>,
     /// Events from addresses no DHCP exchange explained.
     unknown: std::collections::VecDeque<Event>,
@@ -144,7 +145,7 @@ impl Recorder {
         self.book()
             .by_mac
             .get(&mac)
-            .map(|events| events.iter().cloned().collect())
+            .map(|(_, events)| events.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -164,18 +165,25 @@ impl Recorder {
         if !book.by_mac.contains_key(&mac) && book.by_mac.len() >= self.clients {
             evict_oldest(book);
         }
-        let events = book.by_mac.entry(mac).or_default();
+        book.clock += 1;
+        let now = book.clock;
+        let (touched, events) = book.by_mac.entry(mac).or_default();
+        *touched = now;
         if events.len() >= self.per_client {
             events.pop_front();
         }
         events.push_back(event);
-        book.touched.retain(|m| *m != mac);
-        book.touched.push_back(mac);
     }
 }
 
+/// Only when the book is full: a scan, not work on every event.
 fn evict_oldest(book: &mut Book) {
-    if let Some(oldest) = book.touched.pop_front() {
+    let oldest = book
+        .by_mac
+        .iter()
+        .min_by_key(|(_, (touched, _))| *touched)
+        .map(|(mac, _)| *mac);
+    if let Some(oldest) = oldest {
         book.by_mac.remove(&oldest);
         book.mac_of.retain(|_, mac| *mac != oldest);
     }

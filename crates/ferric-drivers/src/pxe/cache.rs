@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::DriverError;
-use crate::pxe::dnsmasq::{io_error, write_atomically};
+use crate::pxe::files::{io_error, remove_if_present, write_atomically};
 
 /// One fetch at a time per process, so two nodes asking for the same
 /// kernel download it once.
@@ -268,7 +268,7 @@ fn link_or_copy(master: &Path, dest: &Path) -> Result<(), DriverError> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
     }
-    crate::pxe::dnsmasq::remove_if_present(dest)?;
+    remove_if_present(dest)?;
     if std::fs::hard_link(master, dest).is_ok() {
         return Ok(());
     }

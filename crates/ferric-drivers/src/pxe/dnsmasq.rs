@@ -9,6 +9,7 @@ use ferric_core::{Node, Port};
 use serde_json::json;
 
 use crate::error::DriverError;
+use crate::pxe::files::{remove_if_present, write_atomically};
 
 /// One DHCP option, as Ironic's `dhcp_options_for_instance` lists them:
 /// the name may carry tag conditions (`tag:!ipxe,bootfile-name`).
@@ -93,35 +94,6 @@ pub fn clean(dirs: &Dirs<'_>, node: &mut Node, ports: &[Port]) -> Result<(), Dri
         write_atomically(&host_file(dirs, &mac), &format!("{mac},ignore\n"))?;
     }
     remove_if_present(&opts_file(dirs, node))
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so that
-/// a reader sees the old file or the new one, never half of one, and the
-/// directory's time changes (which is how Ferric's DHCP server notices).
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), DriverError> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| DriverError::failed(format!("{} has no directory", path.display())))?;
-    std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&temp, text).map_err(|e| io_error("write", &temp, e))?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        io_error("rename into", path, e)
-    })
-}
-
-pub fn remove_if_present(path: &Path) -> Result<(), DriverError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("remove", path, e)),
-    }
-}
-
-pub fn io_error(what: &str, path: &Path, e: std::io::Error) -> DriverError {
-    DriverError::failed(format!("cannot {what} {}: {e}", path.display()))
 }
 
 #[cfg(test)]

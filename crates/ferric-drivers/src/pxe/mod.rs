@@ -20,9 +20,10 @@
 pub mod cache;
 pub mod config;
 pub mod dnsmasq;
+pub mod files;
 pub mod render;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use ferric_core::{BootDevice, InterfaceKind, Node, ProvisionState as S};
@@ -89,7 +90,6 @@ fn info_str<'a>(map: &'a ferric_core::JsonObject, key: &str) -> Option<&'a str> 
 
 /// What one boot interface call works with: the roots and URLs, resolved.
 struct Place<'a> {
-    ipxe: bool,
     root: PathBuf,
     /// How the node's files are named in its config: an HTTP URL prefix
     /// (`ipxe`) or the TFTP root's own path (`pxe`, as Ironic writes it).
@@ -117,7 +117,6 @@ impl PxeBoot {
                 ));
             }
             return Ok(Place {
-                ipxe: true,
                 root: root.clone(),
                 base: url.clone(),
                 task_config: config,
@@ -130,7 +129,6 @@ impl PxeBoot {
             ));
         }
         Ok(Place {
-            ipxe: false,
             root: root.clone(),
             base: root.display().to_string(),
             task_config: config,
@@ -265,9 +263,9 @@ impl PxeBoot {
             render::pxelinux_config(&r)
         };
         let config_path = place.node_dir(task.node).join("config");
-        dnsmasq::write_atomically(&config_path, &text)?;
+        files::write_atomically(&config_path, &text)?;
         for link in self.mac_links(place, task) {
-            relink(&link, &config_path)?;
+            files::relink(&link, &config_path)?;
         }
         Ok(())
     }
@@ -276,7 +274,7 @@ impl PxeBoot {
         let mut links = Vec::new();
         for port in task.ports.iter().filter(|p| p.pxe_enabled) {
             let hyphens = port.address.as_str().to_ascii_lowercase().replace(':', "-");
-            if place.ipxe {
+            if self.ipxe {
                 links.push(place.root.join("pxelinux.cfg").join(&hyphens));
             } else {
                 links.push(
@@ -311,15 +309,14 @@ impl PxeBoot {
             return Ok(());
         };
         for link in self.mac_links(&place, task) {
-            dnsmasq::remove_if_present(&link)?;
+            files::remove_if_present(&link)?;
         }
         let dir = place.node_dir(task.node);
         for name in files.iter().chain(&["config"]) {
-            dnsmasq::remove_if_present(&dir.join(name))?;
+            files::remove_if_present(&dir.join(name))?;
         }
         let _ = std::fs::remove_dir(&dir);
         if let Some(dirs) = Self::dhcp_dirs(task.config) {
-            let dirs = dirs.clone();
             dnsmasq::clean(&dirs, task.node, task.ports)?;
         }
         Ok(())
@@ -373,34 +370,6 @@ fn check_kernel_params(params: &str) -> Result<(), DriverError> {
         ));
     }
     Ok(())
-}
-
-/// Points `link` at `target` (relative to the link's directory).
-fn relink(link: &Path, target: &Path) -> Result<(), DriverError> {
-    let dir = link
-        .parent()
-        .ok_or_else(|| DriverError::failed(format!("{} has no directory", link.display())))?;
-    std::fs::create_dir_all(dir).map_err(|e| dnsmasq::io_error("create", dir, e))?;
-    let relative = relative_to(target, dir);
-    dnsmasq::remove_if_present(link)?;
-    std::os::unix::fs::symlink(&relative, link).map_err(|e| dnsmasq::io_error("link", link, e))
-}
-
-/// `target` as seen from `dir` (both under the same root).
-fn relative_to(target: &Path, dir: &Path) -> PathBuf {
-    let common = target
-        .components()
-        .zip(dir.components())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let mut out = PathBuf::new();
-    for _ in dir.components().skip(common) {
-        out.push("..");
-    }
-    for part in target.components().skip(common) {
-        out.push(part);
-    }
-    out
 }
 
 #[async_trait]
@@ -557,17 +526,5 @@ mod tests {
         for bad in ["a\n:deploy\nchain http://x", "a\rb", "a\u{0}b", "tab\there"] {
             assert!(check_kernel_params(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn links_are_relative_to_their_directory() {
-        assert_eq!(
-            relative_to(Path::new("/r/n1/config"), Path::new("/r/pxelinux.cfg")),
-            PathBuf::from("../n1/config")
-        );
-        assert_eq!(
-            relative_to(Path::new("/r/n1/config"), Path::new("/r")),
-            PathBuf::from("n1/config")
-        );
     }
 }
