@@ -7,6 +7,7 @@
 mod boot_trace;
 mod config;
 mod data_dir;
+mod lab;
 mod netboot;
 
 use std::path::PathBuf;
@@ -54,6 +55,10 @@ enum BootCommand {
 enum LabCommand {
     /// Serve IPMI and Redfish for the machines of a machines file.
     Bmc(ferric_lab::bmc::BmcArgs),
+    /// Start a lab of qemu VMs with virtual BMCs in a network namespace.
+    Up(ferric_lab::up::UpArgs),
+    /// Remove everything `lab up` made.
+    Down(ferric_lab::up::DownArgs),
 }
 
 #[derive(clap::Args)]
@@ -135,6 +140,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Lab(LabCommand::Bmc(args)) => lab_bmc(args),
+        Command::Lab(LabCommand::Up(args)) => lab::up(args),
+        Command::Lab(LabCommand::Down(args)) => lab::down(args),
         Command::Boot(BootCommand::Trace(args)) => boot_trace::run(args),
     }
 }
@@ -145,6 +152,7 @@ fn lab_bmc(args: ferric_lab::bmc::BmcArgs) -> Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -163,6 +171,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -90,16 +90,24 @@ pub async fn run(
     let mut tasks = Vec::new();
     for (index, spec) in file.machines.iter().enumerate() {
         prepare_disk(spec)?;
-        let saved = store.load(&spec.name)?;
-        let (machine, task) = Machine::start(
-            index,
-            spec.clone(),
-            saved,
-            store.clone(),
-            launcher.clone(),
-            firmware.clone(),
-            stopping.clone(),
-        );
+        let (machine, task) = match &spec.vm {
+            Some(_) => crate::vm::start(
+                index,
+                spec.clone(),
+                &launcher.log_dir,
+                store.clone(),
+                stopping.clone(),
+            )?,
+            None => Machine::start(
+                index,
+                spec.clone(),
+                store.load(&spec.name)?,
+                store.clone(),
+                launcher.clone(),
+                firmware.clone(),
+                stopping.clone(),
+            ),
+        };
         machines.push(machine);
         tasks.push(task);
     }

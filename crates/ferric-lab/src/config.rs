@@ -151,6 +151,8 @@ pub struct MachineSpec {
     pub agent_listen: Option<SocketAddr>,
     /// Faults at start (changeable at run time).
     pub faults: Faults,
+    /// A qemu VM rather than a simulated machine (`[machine.vm]`).
+    pub vm: Option<crate::vm::VmSpec>,
 }
 
 /// The whole machines file, validated.
@@ -200,6 +202,7 @@ struct RawMachine {
     agent_listen: Option<SocketAddr>,
     #[serde(default)]
     faults: Faults,
+    vm: Option<crate::vm::VmSpec>,
 }
 
 /// Reads and validates a machines file.
@@ -286,6 +289,10 @@ fn machine_spec(index: usize, raw: RawMachine) -> Result<MachineSpec, ConfigErro
     raw.faults
         .validate()
         .map_err(|(field, m)| ConfigError::invalid(key(&format!("faults.{field}")), m))?;
+    if let Some(vm) = &raw.vm {
+        vm.validate()
+            .map_err(|(field, m)| ConfigError::invalid(key(&format!("vm.{field}")), m))?;
+    }
     Ok(MachineSpec {
         name: raw.name,
         mac,
@@ -297,6 +304,7 @@ fn machine_spec(index: usize, raw: RawMachine) -> Result<MachineSpec, ConfigErro
         boot_order,
         agent_listen: raw.agent_listen,
         faults: raw.faults,
+        vm: raw.vm,
     })
 }
 

@@ -77,6 +77,8 @@ pub fn machine_json(api: &LabApi, machine: &Machine) -> Value {
         "agent_pid": view.agent_pid,
         "agent_listen": view.agent_listen.map(|a| a.to_string()),
         "agent_error": view.agent_error,
+        "qemu_pid": view.qemu_pid,
+        "serial_log": view.serial_log.as_ref().map(|p| p.display().to_string()),
         "locked_out_seconds": machine.locked_for(Instant::now()),
         "redfish_sessions": api.sessions.redfish_sessions(machine.index),
         "ipmi_sessions": api.sessions.ipmi_sessions(machine.index),

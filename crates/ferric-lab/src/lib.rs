@@ -13,15 +13,20 @@
 //! - [`agent`] and [`sim`]: the agent process and the task owning a machine;
 //! - [`firmware`] and [`ipxe`]: booting PXE from a `boot_url` as iPXE would
 //!   (the boot config, its kernel and initrds);
+//! - [`vm`]: machines that are qemu VMs, driven through QMP;
 //! - [`faults`]: packet loss, delay, session limits, login lockout;
 //! - [`redfish`], [`lab_api`]: the HTTP listener (Redfish and `/lab`);
 //! - [`ipmi`]: the UDP listeners (IPMI v2.0 / RMCP+ over `ferric-ipmi`);
-//! - [`bmc`]: the command line and the entry point.
+//! - [`up`]: `ferric lab up`/`down`, a lab of VMs in a network namespace;
+//! - [`bmc`]: the command line and the entry point;
+//! - [`build`]: the VM lab's deploy ramdisk and test images, from Debian's
+//!   packages.
 //!
 //! `docs/lab-bmc.md` tells how to run it.
 
 pub mod agent;
 pub mod bmc;
+pub mod build;
 pub mod config;
 pub mod faults;
 pub mod firmware;
@@ -33,3 +38,5 @@ pub mod machine;
 pub mod redfish;
 pub mod sim;
 pub mod state;
+pub mod up;
+pub mod vm;

@@ -52,6 +52,25 @@ pub struct BootChange {
     pub mode: Option<BootMode>,
 }
 
+impl BootChange {
+    /// Applies the change; no device means no override, once or not.
+    pub(crate) fn apply(self, state: &mut MachineState) {
+        let over = &mut state.boot_override;
+        if let Some(device) = self.device {
+            over.device = device;
+        }
+        if let Some(persistent) = self.persistent {
+            over.persistent = persistent;
+        }
+        if over.device == BootDevice::None {
+            over.persistent = false;
+        }
+        if let Some(mode) = self.mode {
+            state.boot_mode = mode;
+        }
+    }
+}
+
 /// A request the machine refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MachineError {
@@ -67,20 +86,30 @@ pub struct View {
     pub state: MachineState,
     pub agent_pid: Option<u32>,
     pub agent_listen: Option<SocketAddr>,
-    /// Why the last agent did not start or ended badly.
+    /// Why the last agent (or VM) did not start or ended badly.
     pub agent_error: Option<String>,
+    /// A VM's qemu process, while it runs.
+    pub qemu_pid: Option<u32>,
+    /// A VM's serial console log.
+    pub serial_log: Option<std::path::PathBuf>,
 }
 
-enum Command {
+pub(crate) enum Command {
     Power(PowerAction),
     Boot(BootChange),
     InsertMedia(Media),
     EjectMedia,
 }
 
-struct Request {
-    command: Command,
-    reply: oneshot::Sender<Result<(), MachineError>>,
+pub(crate) struct Request {
+    pub(crate) command: Command,
+    pub(crate) reply: oneshot::Sender<Result<(), MachineError>>,
+}
+
+/// The owner's ends of a machine's channels: its requests, its view.
+pub(crate) struct Wiring {
+    pub(crate) inbox: mpsc::Receiver<Request>,
+    pub(crate) publish: watch::Sender<View>,
 }
 
 /// The handle through which the BMC's listeners reach a machine.
@@ -119,20 +148,7 @@ impl Machine {
         shutdown: watch::Receiver<bool>,
     ) -> (Arc<Machine>, tokio::task::JoinHandle<()>) {
         let spec = Arc::new(spec);
-        let (requests, inbox) = mpsc::channel(16);
-        let (publish, view) = watch::channel(View {
-            state: saved.clone(),
-            ..View::default()
-        });
-        let machine = Arc::new(Machine {
-            index,
-            uuid: stable_uuid(&spec.name),
-            faults: Mutex::new(spec.faults.clone()),
-            logins: Mutex::new(LoginGuard::default()),
-            spec: spec.clone(),
-            requests,
-            view,
-        });
+        let (machine, Wiring { inbox, publish }) = Machine::wired(index, spec.clone(), &saved);
         let owner = Owner {
             agent_listen: spec.agent_listen,
             spec,
@@ -147,6 +163,30 @@ impl Machine {
         };
         let task = tokio::spawn(owner.run(inbox, shutdown));
         (machine, task)
+    }
+
+    /// A machine's handle and the other ends of its channels, for the task
+    /// that will own it.
+    pub(crate) fn wired(
+        index: usize,
+        spec: Arc<MachineSpec>,
+        saved: &MachineState,
+    ) -> (Arc<Machine>, Wiring) {
+        let (requests, inbox) = mpsc::channel(16);
+        let (publish, view) = watch::channel(View {
+            state: saved.clone(),
+            ..View::default()
+        });
+        let machine = Arc::new(Machine {
+            index,
+            uuid: stable_uuid(&spec.name),
+            faults: Mutex::new(spec.faults.clone()),
+            logins: Mutex::new(LoginGuard::default()),
+            spec,
+            requests,
+            view,
+        });
+        (machine, Wiring { inbox, publish })
     }
 
     /// Its name.
@@ -309,19 +349,7 @@ impl Owner {
     }
 
     fn set_boot(&mut self, change: BootChange) {
-        let over = &mut self.state.boot_override;
-        if let Some(device) = change.device {
-            over.device = device;
-        }
-        if let Some(persistent) = change.persistent {
-            over.persistent = persistent;
-        }
-        if over.device == BootDevice::None {
-            over.persistent = false;
-        }
-        if let Some(mode) = change.mode {
-            self.state.boot_mode = mode;
-        }
+        change.apply(&mut self.state);
         tracing::info!(
             machine = %self.spec.name,
             boot_override = ?self.state.boot_override,
@@ -588,6 +616,7 @@ impl Owner {
             agent_pid: self.agent.as_ref().map(RunningAgent::pid),
             agent_listen: self.agent_listen,
             agent_error: self.agent_error.clone(),
+            ..View::default()
         });
     }
 }

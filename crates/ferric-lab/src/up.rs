@@ -1,0 +1,536 @@
+//! `ferric lab up` and `ferric lab down`: a lab of qemu VMs on a bridge in
+//! a network namespace of its own, each VM with a virtual BMC (IPMI on its
+//! own port, Redfish shared), run by a `ferric lab bmc` inside the
+//! namespace. Everything the lab makes lives in its directory and its
+//! namespace, so `down` removes it all, also after a crash: the BMC, the
+//! VMs (by their pid files), the namespace (with its bridge and taps) and
+//! the directory.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// `ferric lab up` flags: a stable interface scripts use.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// How many VMs.
+    #[arg(long, default_value_t = 1)]
+    pub vms: usize,
+    /// The lab's directory (machines file, state, disks, logs).
+    #[arg(long, default_value = "/var/tmp/ferric-lab")]
+    pub dir: PathBuf,
+    /// The network namespace.
+    #[arg(long, default_value = "ferric-lab")]
+    pub netns: String,
+    /// The first three octets of the lab's /24; the bridge is .1.
+    #[arg(long, default_value = "10.77.0")]
+    pub subnet: String,
+    /// Memory of each VM, MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory_mib: u64,
+    /// Size of each VM's disk (sparse raw file).
+    #[arg(long, default_value = "4G")]
+    pub disk_size: String,
+    /// Boot the VMs with UEFI (OVMF) rather than BIOS (SeaBIOS).
+    #[arg(long)]
+    pub uefi: bool,
+    /// The deploy kernel and ramdisk to put in the printed enrolment.
+    #[arg(long)]
+    pub deploy_kernel: Option<String>,
+    #[arg(long)]
+    pub deploy_ramdisk: Option<String>,
+}
+
+/// `ferric lab down` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownArgs {
+    /// The lab's directory.
+    #[arg(long, default_value = "/var/tmp/ferric-lab")]
+    pub dir: PathBuf,
+    /// The network namespace, when the directory's record is gone.
+    #[arg(long, default_value = "ferric-lab")]
+    pub netns: String,
+}
+
+/// A lab that could not be brought up or down.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{command}: {message}")]
+    Command { command: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the lab's BMC did not start: {0}")]
+    BmcStart(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> UpError + '_ {
+    move |source| UpError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What `up` made, kept in `DIR/lab.json` for `down` and for scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabRecord {
+    pub netns: String,
+    pub bridge: String,
+    /// The bridge's address: where the lab's server listens.
+    pub host_ip: Ipv4Addr,
+    pub bmc_pid: u32,
+    pub redfish_url: String,
+    /// Where a DHCP server may hand out addresses.
+    pub dhcp_range: (Ipv4Addr, Ipv4Addr),
+    pub vms: Vec<VmRecord>,
+}
+
+/// One VM of the lab and how to enrol it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmRecord {
+    pub name: String,
+    pub mac: String,
+    pub uuid: String,
+    pub ipmi_address: Ipv4Addr,
+    pub ipmi_port: u16,
+    pub username: String,
+    pub password: String,
+    pub serial_log: PathBuf,
+    pub disk: PathBuf,
+}
+
+const BRIDGE: &str = "br0";
+const REDFISH_PORT: u16 = 8000;
+const IPMI_BASE_PORT: u16 = 6230;
+
+/// Brings the lab up and prints its enrolment; the BMC keeps running in
+/// the background.
+pub fn up(args: &UpArgs) -> Result<LabRecord, UpError> {
+    check_up_args(args)?;
+    let host_ip = subnet_host(&args.subnet, 1)?;
+    if args.dir.join("lab.json").exists() {
+        return Err(UpError::Invalid(format!(
+            "a lab is already up in {} (ferric lab down --dir {} first)",
+            args.dir.display(),
+            args.dir.display()
+        )));
+    }
+    let state_dir = args.dir.join("state");
+    std::fs::create_dir_all(&state_dir).map_err(io_error(&state_dir))?;
+    make_network(&args.netns, host_ip, args.vms)?;
+    let vms = vm_records(args, host_ip)?;
+    let machines = args.dir.join("machines.toml");
+    let text = machines_file(args, host_ip, &vms);
+    std::fs::write(&machines, text).map_err(io_error(&machines))?;
+    let redfish_url = format!("http://{host_ip}:{REDFISH_PORT}");
+    let bmc_pid = match start_bmc(args, &machines, &state_dir, host_ip) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = remove_netns(&args.netns);
+            return Err(e);
+        }
+    };
+    let record = LabRecord {
+        netns: args.netns.clone(),
+        bridge: BRIDGE.into(),
+        host_ip,
+        bmc_pid,
+        redfish_url,
+        dhcp_range: (
+            subnet_host(&args.subnet, 100)?,
+            subnet_host(&args.subnet, 199)?,
+        ),
+        vms,
+    };
+    let path = args.dir.join("lab.json");
+    let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    std::fs::write(&path, json).map_err(io_error(&path))?;
+    Ok(record)
+}
+
+fn check_up_args(args: &UpArgs) -> Result<(), UpError> {
+    if args.vms == 0 || args.vms > 32 {
+        return Err(UpError::Invalid("--vms must be 1 to 32".into()));
+    }
+    let netns_ok = !args.netns.is_empty()
+        && args.netns.len() <= 32
+        && args
+            .netns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !netns_ok {
+        return Err(UpError::Invalid(
+            "--netns must be 1 to 32 of a-z, 0-9, '-', '_'".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `A.B.C` and a host number: `A.B.C.host`.
+fn subnet_host(subnet: &str, host: u8) -> Result<Ipv4Addr, UpError> {
+    format!("{subnet}.{host}").parse().map_err(|_| {
+        UpError::Invalid(format!(
+            "--subnet {subnet:?} is not three octets like 10.77.0"
+        ))
+    })
+}
+
+/// The namespace, its loopback, the bridge with the host address and one
+/// tap per VM.
+fn make_network(netns: &str, host_ip: Ipv4Addr, vms: usize) -> Result<(), UpError> {
+    ip(&["netns", "add", netns])?;
+    let made = (|| {
+        ip(&["-n", netns, "link", "set", "lo", "up"])?;
+        ip(&["-n", netns, "link", "add", BRIDGE, "type", "bridge"])?;
+        ip(&[
+            "-n",
+            netns,
+            "addr",
+            "add",
+            &format!("{host_ip}/24"),
+            "dev",
+            BRIDGE,
+        ])?;
+        ip(&["-n", netns, "link", "set", BRIDGE, "up"])?;
+        for index in 0..vms {
+            let tap = tap_name(index);
+            ip(&["-n", netns, "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            ip(&["-n", netns, "link", "set", &tap, "master", BRIDGE, "up"])?;
+        }
+        Ok(())
+    })();
+    if made.is_err() {
+        let _ = remove_netns(netns);
+    }
+    made
+}
+
+fn tap_name(index: usize) -> String {
+    format!("tap{index}")
+}
+
+fn ip(args: &[&str]) -> Result<(), UpError> {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| UpError::Command {
+            command: format!("ip {}", args.join(" ")),
+            message: e.to_string(),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(UpError::Command {
+        command: format!("ip {}", args.join(" ")),
+        message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    })
+}
+
+fn vm_records(args: &UpArgs, host_ip: Ipv4Addr) -> Result<Vec<VmRecord>, UpError> {
+    let password = random_password();
+    Ok((0..args.vms)
+        .map(|index| {
+            let name = format!("vm{index}");
+            VmRecord {
+                mac: format!("52:54:00:77:00:{index:02x}"),
+                uuid: crate::machine::stable_uuid(&name).to_string(),
+                ipmi_address: host_ip,
+                ipmi_port: IPMI_BASE_PORT + index as u16,
+                username: "admin".into(),
+                password: password.clone(),
+                serial_log: args.dir.join("state").join(format!("{name}.serial.log")),
+                disk: args.dir.join(format!("{name}.disk")),
+                name,
+            }
+        })
+        .collect())
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[rng.random_range(0..32)]))
+        .collect()
+}
+
+/// The machines file of the lab's BMC.
+fn machines_file(args: &UpArgs, host_ip: Ipv4Addr, vms: &[VmRecord]) -> String {
+    let mut text = format!("api_url = \"http://{host_ip}:6385\"\n");
+    let mode = if args.uefi { "uefi" } else { "legacy" };
+    for (index, vm) in vms.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[machine]]\nname = \"{}\"\nmac = \"{}\"\ndisk = {:?}\ndisk_size = {:?}\n\
+             ipmi_listen = \"{}:{}\"\nusername = \"{}\"\npassword = \"{}\"\nboot_order = [\"disk\", \"pxe\"]\n\
+             [machine.vm]\ntap = \"{}\"\nmemory_mib = {}\nboot_mode = \"{mode}\"\n",
+            vm.name,
+            vm.mac,
+            vm.disk.display().to_string(),
+            args.disk_size,
+            vm.ipmi_address,
+            vm.ipmi_port,
+            vm.username,
+            vm.password,
+            tap_name(index),
+            args.memory_mib,
+        ));
+    }
+    text
+}
+
+/// Starts `ferric lab bmc` in the namespace, in its own session, and waits
+/// until it serves (its log says so) or fails.
+fn start_bmc(
+    args: &UpArgs,
+    machines: &Path,
+    state_dir: &Path,
+    host_ip: Ipv4Addr,
+) -> Result<u32, UpError> {
+    let exe = std::env::current_exe().map_err(io_error(Path::new("/proc/self/exe")))?;
+    let log_path = args.dir.join("bmc.log");
+    let log = std::fs::File::create(&log_path).map_err(io_error(&log_path))?;
+    let log_err = log.try_clone().map_err(io_error(&log_path))?;
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        Command::new("ip")
+            .args(["netns", "exec", &args.netns])
+            .arg(&exe)
+            .args(["lab", "bmc", "--machines"])
+            .arg(machines)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(["--redfish-listen", &format!("{host_ip}:{REDFISH_PORT}")])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| UpError::BmcStart(e.to_string()))?
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("serving Redfish") && text.matches("serving IPMI").count() >= args.vms {
+            return Ok(child.id());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(UpError::BmcStart(format!(
+                "it exited ({status}): {}",
+                tail(&text)
+            )));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return Err(UpError::BmcStart(format!(
+                "not serving after 20 s: {}",
+                tail(&text)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// The commands that enrol the lab's VMs with the openstack CLI, run in
+/// the lab's namespace.
+pub fn enrolment(record: &LabRecord, driver: &str, kernel: &str, ramdisk: &str) -> Vec<String> {
+    let exec = format!("ip netns exec {}", record.netns);
+    let mut lines = Vec::new();
+    for vm in &record.vms {
+        let bmc = match driver {
+            "redfish" => format!(
+                "--driver redfish --driver-info redfish_address={} --driver-info redfish_system_id=/redfish/v1/Systems/{} \
+                 --driver-info redfish_username={} --driver-info redfish_password={}",
+                record.redfish_url, vm.name, vm.username, vm.password
+            ),
+            _ => format!(
+                "--driver ipmi --driver-info ipmi_address={} --driver-info ipmi_port={} \
+                 --driver-info ipmi_username={} --driver-info ipmi_password={}",
+                vm.ipmi_address, vm.ipmi_port, vm.username, vm.password
+            ),
+        };
+        lines.push(format!(
+            "{exec} openstack baremetal node create --name {} {bmc} --driver-info deploy_kernel={kernel} --driver-info deploy_ramdisk={ramdisk}",
+            vm.name
+        ));
+        lines.push(format!(
+            "{exec} openstack baremetal port create {} --node {}",
+            vm.mac, vm.name
+        ));
+    }
+    lines
+}
+
+/// Removes the lab: the BMC, every VM it started (by pid file), the
+/// namespace and the directory. Succeeds when nothing is left.
+pub fn down(args: &DownArgs) -> Result<Vec<String>, UpError> {
+    let mut done = Vec::new();
+    let record = read_record(&args.dir);
+    let netns = record
+        .as_ref()
+        .map(|r| r.netns.clone())
+        .unwrap_or_else(|| args.netns.clone());
+    if let Some(record) = &record {
+        if stop_process(record.bmc_pid, "lab", Duration::from_secs(15)) {
+            done.push(format!("stopped the BMC (pid {})", record.bmc_pid));
+        }
+    }
+    for pid in vm_pids(&args.dir.join("state")) {
+        if stop_process(pid, "ferric-lab-", Duration::from_secs(5)) {
+            done.push(format!("stopped a VM's qemu (pid {pid})"));
+        }
+    }
+    if netns_exists(&netns) {
+        remove_netns(&netns)?;
+        done.push(format!("removed the network namespace {netns}"));
+    }
+    if args.dir.join("lab.json").exists() || args.dir.join("machines.toml").exists() {
+        std::fs::remove_dir_all(&args.dir).map_err(io_error(&args.dir))?;
+        done.push(format!("removed {}", args.dir.display()));
+    }
+    Ok(done)
+}
+
+fn read_record(dir: &Path) -> Option<LabRecord> {
+    let text = std::fs::read(dir.join("lab.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// The pids in the state directory's `*.pid` files (qemu's `-pidfile`).
+fn vm_pids(state_dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+        .filter_map(|p| std::fs::read_to_string(p).ok()?.trim().parse().ok())
+        .collect()
+}
+
+/// SIGTERM, then SIGKILL after `grace`, to a process whose command line
+/// still contains `marker` (a pid that was reused is left alone). Whether
+/// it was running.
+fn stop_process(pid: u32, marker: &str, grace: Duration) -> bool {
+    let is_ours = || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(marker))
+            .unwrap_or(false)
+    };
+    let Some(handle) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    if !is_ours() {
+        return false;
+    }
+    let _ = rustix::process::kill_process(handle, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + grace;
+    while is_ours() && !is_zombie(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if is_ours() && !is_zombie(pid) {
+        let _ = rustix::process::kill_process(handle, rustix::process::Signal::KILL);
+    }
+    true
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+fn netns_exists(netns: &str) -> bool {
+    Path::new("/run/netns").join(netns).exists()
+}
+
+fn remove_netns(netns: &str) -> Result<(), UpError> {
+    ip(&["netns", "del", netns])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> UpArgs {
+        UpArgs {
+            vms: 2,
+            dir: PathBuf::from("/var/tmp/lab-t"),
+            netns: "lab-t".into(),
+            subnet: "10.77.0".into(),
+            memory_mib: 512,
+            disk_size: "4G".into(),
+            uefi: true,
+            deploy_kernel: None,
+            deploy_ramdisk: None,
+        }
+    }
+
+    #[test]
+    fn the_machines_file_parses_and_has_one_vm_per_tap() {
+        let a = args();
+        let host = subnet_host(&a.subnet, 1).unwrap();
+        let vms = vm_records(&a, host).unwrap();
+        let text = machines_file(&a, host, &vms);
+        let file = crate::config::parse(&text).unwrap();
+        assert_eq!(file.machines.len(), 2);
+        let vm1 = file.machines[1].vm.as_ref().unwrap();
+        assert_eq!(vm1.tap, "tap1");
+        assert_eq!(vm1.boot_mode, Some(crate::machine::BootMode::Uefi));
+        assert_eq!(file.machines[1].ipmi_listen.unwrap().port(), 6231);
+        assert_eq!(file.machines[0].disk_size, 4 << 30);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let mut a = args();
+        a.vms = 0;
+        assert!(check_up_args(&a).is_err());
+        let mut a = args();
+        a.netns = "bad/name".into();
+        assert!(check_up_args(&a).is_err());
+        assert!(subnet_host("10.77", 1).is_err());
+        assert!(subnet_host("10.77.300", 1).is_err());
+    }
+
+    #[test]
+    fn the_enrolment_names_the_driver_and_the_ramdisk() {
+        let a = args();
+        let host = subnet_host(&a.subnet, 1).unwrap();
+        let record = LabRecord {
+            netns: a.netns.clone(),
+            bridge: BRIDGE.into(),
+            host_ip: host,
+            bmc_pid: 1,
+            redfish_url: format!("http://{host}:8000"),
+            dhcp_range: (host, host),
+            vms: vm_records(&a, host).unwrap(),
+        };
+        let lines = enrolment(&record, "redfish", "file:///k", "file:///r");
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with(
+            "ip netns exec lab-t openstack baremetal node create --name vm0 --driver redfish"
+        ));
+        assert!(lines[0].contains("redfish_system_id=/redfish/v1/Systems/vm0 "));
+        assert!(lines[0].contains("deploy_ramdisk=file:///r"));
+        assert!(lines[1].ends_with("port create 52:54:00:77:00:00 --node vm0"));
+    }
+}
