@@ -42,6 +42,16 @@ enum Command {
     /// What the network-boot services did for a machine.
     #[command(subcommand)]
     Boot(BootCommand),
+    /// The deploy ramdisk.
+    #[command(subcommand)]
+    Ramdisk(RamdiskCommand),
+}
+
+#[derive(Subcommand)]
+enum RamdiskCommand {
+    /// Build the deploy kernel and ramdisk (ferric-agent on Debian's cloud
+    /// kernel) from Debian's packages.
+    Build(ferric_lab::build::ramdisk::RamdiskArgs),
 }
 
 #[derive(Subcommand)]
@@ -59,6 +69,9 @@ enum LabCommand {
     Up(ferric_lab::up::UpArgs),
     /// Remove everything `lab up` made.
     Down(ferric_lab::up::DownArgs),
+    /// Build the lab's test user images (whole-disk raw and qcow2, a
+    /// partition image with its kernel and initrd) from Debian's packages.
+    Images(ferric_lab::build::images::ImagesArgs),
 }
 
 #[derive(clap::Args)]
@@ -142,7 +155,13 @@ fn main() -> Result<()> {
         Command::Lab(LabCommand::Bmc(args)) => lab_bmc(args),
         Command::Lab(LabCommand::Up(args)) => lab::up(args),
         Command::Lab(LabCommand::Down(args)) => lab::down(args),
+        Command::Lab(LabCommand::Images(args)) => {
+            ferric_lab::build::images::run(args).context("ferric lab images")
+        }
         Command::Boot(BootCommand::Trace(args)) => boot_trace::run(args),
+        Command::Ramdisk(RamdiskCommand::Build(args)) => {
+            ferric_lab::build::ramdisk::run(args).context("ferric ramdisk build")
+        }
     }
 }
 

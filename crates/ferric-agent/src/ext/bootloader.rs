@@ -1,8 +1,10 @@
-//! `image.install_bootloader`, done only where it can be done truthfully:
-//! a whole-disk image booted in BIOS mode carries its own boot code, so
-//! there is nothing to install (said so in the result). UEFI boot entries
-//! and grub for partition images are not built: refused with a clear error
-//! unless Ironic asked to ignore bootloader failures.
+//! `image.install_bootloader`, done only where it can be done truthfully,
+//! as IPA does without efibootmgr in its ramdisk: a whole-disk image carries
+//! its own boot code, so there is nothing to install (in UEFI mode no NVRAM
+//! boot entry is written: the firmware boots the disk by its removable-media
+//! path, `EFI/BOOT/BOOTX64.EFI`; said so in the result). grub for partition
+//! images is not built: refused with a clear error unless Ironic asked to
+//! ignore bootloader failures.
 
 use ferric_ipa::commands::InstallBootloaderParams;
 use ferric_ipa::{ErrorKind, RestError};
@@ -23,14 +25,15 @@ pub fn install(agent: &Agent, params: &InstallBootloaderParams) -> Result<String
         ));
     };
     let uefi = params.target_boot_mode == "uefi" || params.efi_system_part_uuid.is_some();
-    let refusal = if uefi {
-        Some("setting up UEFI boot entries (efibootmgr) is not supported by ferric-agent")
-    } else if partition_image {
-        Some("installing grub for partition images is not supported by ferric-agent")
-    } else {
-        None
-    };
+    let refusal = partition_image
+        .then_some("installing grub for partition images is not supported by ferric-agent");
     match refusal {
+        None if uefi => {
+            tracing::warn!(%device, "no UEFI boot entry written (ferric-agent does not manage NVRAM, as IPA without efibootmgr): the firmware must boot the disk by its removable-media path");
+            Ok(format!(
+                "nothing to install: the whole-disk image on {device} carries its own boot code; no UEFI boot entry was written, the firmware boots the disk by its removable-media path (EFI/BOOT/BOOTX64.EFI)"
+            ))
+        }
         None => Ok(format!(
             "nothing to install: the whole-disk image on {device} boots in BIOS mode with its own boot code"
         )),

@@ -10,6 +10,8 @@
 
 pub mod cpio;
 pub mod debian;
+pub mod images;
+pub mod ramdisk;
 
 use std::path::PathBuf;
 
@@ -58,6 +60,11 @@ pub fn run(command: &mut std::process::Command) -> Result<Vec<u8>, BuildError> {
         tool: command.get_program().to_string_lossy().into_owned(),
         source,
     })?;
+    finished(tool, output)
+}
+
+/// A finished tool's stdout, or its stderr in the error.
+pub fn finished(tool: String, output: std::process::Output) -> Result<Vec<u8>, BuildError> {
     if output.status.success() {
         return Ok(output.stdout);
     }
