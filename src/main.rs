@@ -8,6 +8,7 @@ mod boot_trace;
 mod config;
 mod data_dir;
 mod lab;
+mod lab_demo;
 mod netboot;
 
 use std::path::PathBuf;
@@ -69,6 +70,9 @@ enum LabCommand {
     Up(ferric_lab::up::UpArgs),
     /// Remove everything `lab up` made.
     Down(ferric_lab::up::DownArgs),
+    /// The seed flow for one VM from nothing: build, lab up, serve, enrol,
+    /// clean, deploy, check the image's marker, clean up.
+    Demo(lab_demo::DemoArgs),
     /// Build the lab's test user images (whole-disk raw and qcow2, a
     /// partition image with its kernel and initrd) from Debian's packages.
     Images(ferric_lab::build::images::ImagesArgs),
@@ -155,6 +159,12 @@ fn main() -> Result<()> {
         Command::Lab(LabCommand::Bmc(args)) => lab_bmc(args),
         Command::Lab(LabCommand::Up(args)) => lab::up(args),
         Command::Lab(LabCommand::Down(args)) => lab::down(args),
+        Command::Lab(LabCommand::Demo(args)) => {
+            if !lab_demo::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Lab(LabCommand::Images(args)) => {
             ferric_lab::build::images::run(args).context("ferric lab images")
         }

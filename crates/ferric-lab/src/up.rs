@@ -458,6 +458,21 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
+/// Moves the calling thread into the lab's network namespace: its sockets,
+/// and the processes it starts, are on the lab's network from then on.
+pub fn enter_netns(netns: &str) -> Result<(), UpError> {
+    let path = Path::new("/run/netns").join(netns);
+    let file = std::fs::File::open(&path).map_err(io_error(&path))?;
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&file),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| UpError::Command {
+        command: format!("setns({})", path.display()),
+        message: e.to_string(),
+    })
+}
+
 fn netns_exists(netns: &str) -> bool {
     Path::new("/run/netns").join(netns).exists()
 }
