@@ -24,13 +24,24 @@ pub fn up(args: ferric_lab::up::UpArgs) -> Result<()> {
         "  ip netns exec {ns} ferric serve --listen {ip}:6385 --dhcp-interface {} --dhcp-range {},{} --tftp-listen {ip}:69 --http-listen {ip}:8080",
         record.bridge, record.dhcp_range.0, record.dhcp_range.1
     );
+    for driver in ["ipmi", "redfish"] {
+        let script = args.dir.join(format!("enrol-{driver}.sh"));
+        let lines = ferric_lab::up::enrolment(&record, driver, kernel, ramdisk);
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nset -e\n{}\n", lines.join("\n")),
+        )
+        .with_context(|| format!("writing {}", script.display()))?;
+    }
     println!(
-        "\nenrol the VMs (ipmi; the redfish driver works too, at {}):",
-        record.redfish_url
+        "\nenrol the VMs with the openstack CLI (OS_AUTH_TYPE=none OS_ENDPOINT=http://{ip}:6385), \
+         with ipmi (or redfish: {}):",
+        args.dir.join("enrol-redfish.sh").display()
     );
     for line in ferric_lab::up::enrolment(&record, "ipmi", kernel, ramdisk) {
         println!("  {line}");
     }
+    println!("(also in {})", args.dir.join("enrol-ipmi.sh").display());
     println!(
         "\nremove everything: ferric lab down --dir {}",
         args.dir.display()

@@ -1,15 +1,16 @@
 //! `ferric lab demo`: the seed flow for one VM from nothing. It builds what
 //! it needs (the deploy ramdisk, the test images), brings up a lab with one
 //! VM, enters the lab's network namespace, starts `ferric serve` there,
-//! enrols the VM through the API with its BMC, cleans it, deploys the test
-//! image, watches the VM's serial console for the image's marker, and
-//! removes everything. It prints each phase's time and the deploy's
-//! timeline (power on, DHCP, ramdisk fetched, agent lookup, image written,
-//! reboot, active, marker) and exits 0 only if the node became active and
-//! its marker was seen. A stable interface: scripts outside the repo use
+//! enrols the VMs through the API with their BMCs, cleans them, deploys the
+//! test image to all at once, watches their serial consoles for the image's
+//! marker, and removes everything. It prints each phase's time and each
+//! deploy's timeline (power on, DHCP, ramdisk fetched, agent lookup, image
+//! written, reboot, active, marker) and exits 0 only if every node became
+//! active and its marker was seen. A stable interface: scripts outside the repo use
 //! its flags, its exit code and its `--json` output.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
@@ -24,7 +25,10 @@ pub struct DemoArgs {
     /// Where the demo keeps its lab, its server's data and its assets.
     #[arg(long, default_value = "/var/tmp/ferric-demo")]
     pub dir: PathBuf,
-    /// The hardware type the VM is enrolled with.
+    /// How many VMs to deploy at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub vms: u8,
+    /// The hardware type the VMs are enrolled with.
     #[arg(long, default_value = "ipmi", value_parser = ["ipmi", "redfish"])]
     pub driver: String,
     /// Boot the VM with UEFI (OVMF) rather than BIOS.
@@ -33,9 +37,9 @@ pub struct DemoArgs {
     /// The image format deployed.
     #[arg(long, default_value = "raw", value_parser = ["raw", "qcow2"])]
     pub image: String,
-    /// The static ferric-agent for the ramdisk [default: ferric-agent
-    /// beside this executable if static, else
-    /// target/x86_64-unknown-linux-gnu/release/ferric-agent].
+    /// The static ferric-agent for the ramdisk [default: the first static
+    /// one beside this executable, in its workspace's
+    /// target/x86_64-unknown-linux-gnu/release, or on PATH].
     #[arg(long)]
     pub agent: Option<PathBuf>,
     /// A directory with the ramdisk and images already built (as `ferric
@@ -66,7 +70,8 @@ const API_VERSION: &str = "1.78";
 struct Report {
     json: bool,
     phases: Vec<(String, f64)>,
-    timeline: Vec<(String, f64)>,
+    /// Each VM's deploy timeline, by VM name.
+    timelines: Vec<(String, Vec<(String, f64)>)>,
 }
 
 impl Report {
@@ -95,7 +100,17 @@ impl Report {
                 .map(|(k, v)| (k.clone(), json!((v * 10.0).round() / 10.0)))
                 .collect::<serde_json::Map<String, Value>>()
         };
-        json!({"ok": ok, "phases": pairs(&self.phases), "deploy_timeline": pairs(&self.timeline), "error": error})
+        let first = self
+            .timelines
+            .first()
+            .map(|(_, t)| pairs(t))
+            .unwrap_or_default();
+        let vms: serde_json::Map<String, Value> = self
+            .timelines
+            .iter()
+            .map(|(name, t)| (name.clone(), Value::Object(pairs(t))))
+            .collect();
+        json!({"ok": ok, "phases": pairs(&self.phases), "deploy_timeline": first, "vms": vms, "error": error})
     }
 }
 
@@ -104,7 +119,7 @@ pub fn run(args: DemoArgs) -> Result<bool> {
     let mut report = Report {
         json: args.json,
         phases: Vec::new(),
-        timeline: Vec::new(),
+        timelines: Vec::new(),
     };
     let outcome = run_phases(&args, &mut report);
     if !args.keep {
@@ -122,7 +137,7 @@ pub fn run(args: DemoArgs) -> Result<bool> {
     } else if let Some(error) = &error {
         eprintln!("ferric lab demo failed: {error}");
     } else {
-        println!("the node is active and its image's marker was seen on the VM's console");
+        println!("every node is active and its image's marker was seen on its VM's console");
     }
     Ok(error.is_none())
 }
@@ -168,7 +183,10 @@ fn prepare_assets(args: &DemoArgs) -> Result<PathBuf> {
         .with_context(|| format!("resolving {}", dir.display()))?;
     let packages = Packages::new(default_cache_dir());
     if !dir.join("ferric-deploy.initramfs").exists() {
-        let agent = static_agent(args.agent.as_deref())?;
+        let agent = match &args.agent {
+            Some(agent) => agent.clone(),
+            None => ramdisk::default_agent()?,
+        };
         ramdisk::build(&ramdisk::RamdiskSpec::new(agent, &dir), &packages)
             .context("building the deploy ramdisk")?;
     }
@@ -179,35 +197,9 @@ fn prepare_assets(args: &DemoArgs) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The static agent: the one given, else the first static candidate.
-fn static_agent(given: Option<&Path>) -> Result<PathBuf> {
-    let candidates: Vec<PathBuf> = match given {
-        Some(path) => vec![path.to_path_buf()],
-        None => {
-            let beside = std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(|d| d.join("ferric-agent")));
-            let built = PathBuf::from("target/x86_64-unknown-linux-gnu/release/ferric-agent");
-            beside.into_iter().chain([built]).collect()
-        }
-    };
-    for candidate in &candidates {
-        let Ok(bytes) = std::fs::read(candidate) else {
-            continue;
-        };
-        if ramdisk::check_static(candidate, &bytes).is_ok() || given.is_some() {
-            return Ok(candidate.clone());
-        }
-    }
-    bail!(
-        "no static ferric-agent (looked at {candidates:?}): give --agent; {}",
-        ramdisk::STATIC_AGENT_HINT
-    )
-}
-
 fn lab_up(args: &DemoArgs) -> Result<LabRecord> {
     let up = UpArgs {
-        vms: 1,
+        vms: usize::from(args.vms),
         dir: args.dir.join("lab"),
         netns: args.netns.clone(),
         subnet: args.subnet.clone(),
@@ -242,20 +234,76 @@ async fn flow(args: &DemoArgs, assets: &Path, lab: &LabRecord, report: &mut Repo
     let http_root = args.dir.join("serve/data/httpboot/images");
     publish_images(assets, &http_root)?;
 
+    let ctx = Arc::new(Ctx {
+        api,
+        args: args.clone(),
+        assets: assets.to_path_buf(),
+        lab: lab.clone(),
+    });
     let start = Instant::now();
-    let node = enrol(&api, args, assets, lab).await;
-    report.ended("enrol and manage", start, node.is_ok());
-    let node = node?;
+    let nodes = on_every_vm(&ctx, |ctx, vm| async move { enrol(&ctx, vm).await }).await;
+    report.ended("enrol and manage", start, nodes.is_ok());
+    let nodes = Arc::new(nodes?);
     let start = Instant::now();
-    let cleaned = api
-        .provision(&node, "provide", "available", args.timeout)
-        .await;
+    let cleaned = on_every_vm(&ctx, |ctx, vm| {
+        let node = nodes[vm].clone();
+        async move {
+            let timeout = ctx.args.timeout;
+            ctx.api
+                .provision(&node, "provide", "available", timeout)
+                .await
+        }
+    })
+    .await;
     report.ended("cleaning", start, cleaned.is_ok());
     cleaned?;
     let start = Instant::now();
-    let deployed = deploy(&api, args, assets, lab, &node, report).await;
+    let deployed = on_every_vm(&ctx, |ctx, vm| {
+        let node = nodes[vm].clone();
+        async move { deploy(&ctx, vm, &node).await }
+    })
+    .await;
     report.ended("deploy and boot", start, deployed.is_ok());
-    deployed
+    for (name, seen) in deployed? {
+        if !args.json {
+            println!("  {name}:");
+            for (milestone, at) in &seen {
+                println!("    {milestone:<30} +{at:>6.1} s");
+            }
+        }
+        report.timelines.push((name, seen));
+    }
+    Ok(())
+}
+
+/// What every VM's flow shares.
+struct Ctx {
+    api: Api,
+    args: DemoArgs,
+    assets: PathBuf,
+    lab: LabRecord,
+}
+
+/// Runs `work` for every VM at once; their results in VM order, or the
+/// first error (the others are dropped).
+async fn on_every_vm<T, F, Fut>(ctx: &Arc<Ctx>, work: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(Arc<Ctx>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for vm in 0..ctx.lab.vms.len() {
+        let job = work(ctx.clone(), vm);
+        set.spawn(async move { (vm, job.await) });
+    }
+    let mut results: Vec<Option<T>> = (0..ctx.lab.vms.len()).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (vm, result) = joined.context("a VM's flow panicked")?;
+        let name = &ctx.lab.vms[vm].name;
+        results[vm] = Some(result.with_context(|| name.clone())?);
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// `ferric serve` (this executable) on the lab's bridge.
@@ -301,11 +349,10 @@ fn publish_images(assets: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The Ironic API of the demo's server, and the lab's /lab endpoints.
+/// The Ironic API of the demo's server.
 struct Api {
     client: reqwest::Client,
     base: String,
-    lab: String,
 }
 
 impl Api {
@@ -317,7 +364,6 @@ impl Api {
         Ok(Api {
             client,
             base: format!("http://{}:6385", lab.host_ip),
-            lab: lab.redfish_url.clone(),
         })
     }
 
@@ -396,19 +442,11 @@ impl Api {
         )
         .await
     }
-
-    async fn boot_count(&self, name: &str) -> u64 {
-        let url = format!("{}/lab/machines/{name}", self.lab);
-        let view: Option<Value> = match self.client.get(url).send().await {
-            Ok(response) => response.json().await.ok(),
-            Err(_) => None,
-        };
-        view.and_then(|v| v["boot_count"].as_u64()).unwrap_or(0)
-    }
 }
 
-async fn enrol(api: &Api, args: &DemoArgs, assets: &Path, lab: &LabRecord) -> Result<String> {
-    let vm = lab.vms.first().context("the lab has no VM")?;
+async fn enrol(ctx: &Ctx, index: usize) -> Result<String> {
+    let (api, args, assets, lab) = (&ctx.api, &ctx.args, &ctx.assets, &ctx.lab);
+    let vm = &lab.vms[index];
     let bmc = match args.driver.as_str() {
         "redfish" => json!({
             "redfish_address": lab.redfish_url,
@@ -450,15 +488,10 @@ async fn enrol(api: &Api, args: &DemoArgs, assets: &Path, lab: &LabRecord) -> Re
     Ok(uuid)
 }
 
-async fn deploy(
-    api: &Api,
-    args: &DemoArgs,
-    assets: &Path,
-    lab: &LabRecord,
-    node: &str,
-    report: &mut Report,
-) -> Result<()> {
-    let vm = lab.vms.first().context("the lab has no VM")?;
+/// Deploys one VM; its name and timeline.
+async fn deploy(ctx: &Ctx, index: usize, node: &str) -> Result<(String, Vec<(String, f64)>)> {
+    let (api, args, assets, lab) = (&ctx.api, &ctx.args, &ctx.assets, &ctx.lab);
+    let vm = &lab.vms[index];
     let name = if args.image == "qcow2" {
         images::DISK_QCOW2
     } else {
@@ -481,8 +514,7 @@ async fn deploy(
     )
     .await?;
     let marker = format!("{} {}", images::INSTANCE_MARKER, manifest.instance_marker);
-    let mut timeline =
-        Timeline::start(api, node, &vm.name, &vm.mac, &vm.serial_log, &marker).await?;
+    let mut timeline = Timeline::start(api, node, &vm.mac, &vm.serial_log, &marker).await?;
     let path = format!("/v1/nodes/{node}/states/provision");
     api.call(
         reqwest::Method::PUT,
@@ -490,46 +522,40 @@ async fn deploy(
         Some(json!({"target": "active"})),
     )
     .await?;
-    let result = timeline.follow(api, args.timeout).await;
-    report.timeline = timeline.seen.clone();
-    if !args.json {
-        for (milestone, at) in &timeline.seen {
-            println!("    {milestone:<30} +{at:>6.1} s");
-        }
-    }
-    result
+    timeline.follow(api, args.timeout).await?;
+    Ok((vm.name.clone(), timeline.seen))
 }
 
-/// The deploy's milestones, each the first time it was observed, in
-/// seconds from the deploy request.
+/// The deploy's milestones in seconds from the deploy request: from the
+/// node's history (the deploy timeline the conductor records), the boot
+/// trace (DHCP, the ramdisk's download), the node's state (`active`) and
+/// the VM's serial console (the marker).
 struct Timeline {
     node: String,
-    name: String,
     mac: String,
     serial: PathBuf,
     serial_from: usize,
     marker: String,
     start: Instant,
     start_wall: SystemTime,
-    heartbeat_before: Value,
-    boots_at_write: Option<u64>,
-    wrote: bool,
     seen: Vec<(String, f64)>,
 }
 
+/// History events of a deploy, and the milestone each one is.
+const HISTORY_MILESTONES: [(&str, &str); 6] = [
+    ("Booting the deploy ramdisk", "ramdisk boot (power on)"),
+    ("The agent looked its node up", "agent lookup"),
+    ("Image write started", "image write started"),
+    ("Image written to the disk", "image written"),
+    ("Powered off by the agent", "powered off by the agent"),
+    ("Powered on into the instance", "rebooted into the instance"),
+];
+
 impl Timeline {
-    async fn start(
-        api: &Api,
-        node: &str,
-        name: &str,
-        mac: &str,
-        serial: &Path,
-        marker: &str,
-    ) -> Result<Self> {
-        let before = api.node(node).await?;
+    async fn start(api: &Api, node: &str, mac: &str, serial: &Path, marker: &str) -> Result<Self> {
+        let _ = api.node(node).await?;
         Ok(Timeline {
             node: node.to_string(),
-            name: name.to_string(),
             mac: mac.to_string(),
             serial: serial.to_path_buf(),
             serial_from: std::fs::metadata(serial)
@@ -538,9 +564,6 @@ impl Timeline {
             marker: marker.to_string(),
             start: Instant::now(),
             start_wall: SystemTime::now(),
-            heartbeat_before: before["driver_internal_info"]["agent_last_heartbeat"].clone(),
-            boots_at_write: None,
-            wrote: false,
             seen: Vec::new(),
         })
     }
@@ -555,79 +578,74 @@ impl Timeline {
         self.seen.iter().any(|(m, _)| m == milestone)
     }
 
-    /// Polls until the node is active and the marker is on the console.
+    /// Polls until the node is active and the marker is on the console,
+    /// then reads the history and the boot trace.
     async fn follow(&mut self, api: &Api, timeout: u64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(timeout);
         loop {
-            let now = self.start.elapsed().as_secs_f64();
             let node = api.node(&self.node).await?;
-            self.observe_node(&node, now);
-            if let Ok(trace) = api.boot_trace(&self.mac).await {
-                self.observe_trace(&trace);
-            }
-            if self.wrote && !self.has("reboot") {
-                let boots = api.boot_count(&self.name).await;
-                match self.boots_at_write {
-                    None => self.boots_at_write = Some(boots),
-                    Some(before) if boots > before => self.mark("reboot", now),
-                    Some(_) => {}
-                }
-            }
             let state = node["provision_state"].as_str().unwrap_or_default();
+            if state == "active" {
+                self.mark("active", self.start.elapsed().as_secs_f64());
+            }
             if state.ends_with("failed") {
                 bail!("deploy: {state}: {}", node["last_error"]);
             }
             if self.has("active") && self.marker_seen() {
                 self.mark("marker on the console", self.start.elapsed().as_secs_f64());
-                return Ok(());
+                break;
             }
             if Instant::now() >= deadline {
                 bail!("deploy: not active with the marker seen after {timeout} s (now {state})");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        self.read_history(api).await?;
+        if let Ok(trace) = api.boot_trace(&self.mac).await {
+            self.read_trace(&trace);
+        }
+        self.seen.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Ok(())
     }
 
-    fn observe_node(&mut self, node: &Value, now: f64) {
-        if node["power_state"] == "power on" {
-            self.mark("power on", now);
-        }
-        let heartbeat = &node["driver_internal_info"]["agent_last_heartbeat"];
-        if !heartbeat.is_null() && *heartbeat != self.heartbeat_before {
-            self.mark("agent lookup and heartbeat", now);
-        }
-        let step = node["deploy_step"]["step"].as_str().unwrap_or_default();
-        if step == "write_image" {
-            self.mark("image write started", now);
-        } else if self.has("image write started") && !self.wrote {
-            self.wrote = true;
-            self.mark("image written", now);
-        }
-        if node["provision_state"] == "active" {
-            self.mark("active", now);
-        }
+    /// Seconds from the deploy request to a timestamp, if after it.
+    fn offset(&self, text: &str) -> Option<f64> {
+        let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+        let at: SystemTime = at.with_timezone(&chrono::Utc).into();
+        at.duration_since(self.start_wall)
+            .ok()
+            .map(|d| d.as_secs_f64())
     }
 
-    fn observe_trace(&mut self, trace: &Value) {
-        let events = trace["events"].as_array().cloned().unwrap_or_default();
-        for event in events {
-            let Some(at) = event["at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            else {
+    async fn read_history(&mut self, api: &Api) -> Result<()> {
+        let path = format!("/v1/nodes/{}/history?detail=true&limit=1000", self.node);
+        let history = api.call(reqwest::Method::GET, &path, None).await?;
+        for event in history["history"].as_array().cloned().unwrap_or_default() {
+            let text = event["event"].as_str().unwrap_or_default();
+            let Some(at) = event["created_at"].as_str().and_then(|t| self.offset(t)) else {
                 continue;
             };
-            let at: SystemTime = at.with_timezone(&chrono::Utc).into();
-            let Ok(offset) = at.duration_since(self.start_wall) else {
+            if let Some((_, milestone)) = HISTORY_MILESTONES
+                .iter()
+                .find(|(prefix, _)| text.starts_with(prefix))
+            {
+                self.mark(milestone, at);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_trace(&mut self, trace: &Value) {
+        for event in trace["events"].as_array().cloned().unwrap_or_default() {
+            let Some(at) = event["at"].as_str().and_then(|t| self.offset(t)) else {
                 continue;
             };
-            let offset = offset.as_secs_f64();
             let description = event["description"].as_str().unwrap_or_default();
             if event["kind"] == "dhcp_sent" && description.contains("ACK") {
-                self.mark("DHCP (first ACK)", offset);
+                self.mark("DHCP (first ACK)", at);
             }
             if event["kind"] == "file_served" && description.contains("deploy_ramdisk") {
-                self.mark("deploy ramdisk fetched", offset);
+                self.mark("deploy ramdisk fetched", at);
             }
         }
     }

@@ -365,7 +365,7 @@ pub fn enrolment(record: &LabRecord, driver: &str, kernel: &str, ramdisk: &str) 
             vm.name
         ));
         lines.push(format!(
-            "{exec} openstack baremetal port create {} --node {}",
+            "{exec} openstack baremetal port create {} --node \"$({exec} openstack baremetal node show {} -f value -c uuid)\"",
             vm.mac, vm.name
         ));
     }
@@ -546,6 +546,8 @@ mod tests {
         ));
         assert!(lines[0].contains("redfish_system_id=/redfish/v1/Systems/vm0 "));
         assert!(lines[0].contains("deploy_ramdisk=file:///r"));
-        assert!(lines[1].ends_with("port create 52:54:00:77:00:00 --node vm0"));
+        assert!(lines[1].contains(
+            "port create 52:54:00:77:00:00 --node \"$(ip netns exec lab-t openstack baremetal node show vm0 -f value -c uuid)\""
+        ));
     }
 }

@@ -166,8 +166,9 @@ pub struct Ramdisk {
 /// `ferric ramdisk build` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RamdiskArgs {
-    /// The static ferric-agent to put in the ramdisk [default: ferric-agent
-    /// beside this executable, else on PATH].
+    /// The static ferric-agent to put in the ramdisk [default: the first
+    /// static one beside this executable, in its workspace's
+    /// target/x86_64-unknown-linux-gnu/release, or on PATH].
     #[arg(long)]
     pub agent: Option<PathBuf>,
     /// Where to write ferric-deploy.kernel and ferric-deploy.initramfs.
@@ -239,27 +240,29 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
-/// `ferric-agent` beside the running executable, else the first on PATH.
-fn default_agent() -> Result<PathBuf, BuildError> {
-    let beside = std::env::current_exe()
+/// The first static `ferric-agent` among: the one beside the running
+/// executable, the workspace's static build next to the executable's
+/// target directory (`target/x86_64-unknown-linux-gnu/release/`, for a
+/// `ferric` run from `target/debug` or `target/release`), then those on PATH.
+pub fn default_agent() -> Result<PathBuf, BuildError> {
+    let exe_dir = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("ferric-agent")));
-    let on_path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("ferric-agent"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    beside
-        .into_iter()
-        .chain(on_path)
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| {
-            BuildError::Missing(format!(
-                "no ferric-agent beside this executable or on PATH: give --agent; {STATIC_AGENT_HINT}"
-            ))
-        })
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &exe_dir {
+        candidates.push(dir.join("ferric-agent"));
+        candidates.push(dir.join("../x86_64-unknown-linux-gnu/release/ferric-agent"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("ferric-agent")));
+    }
+    let is_static =
+        |path: &PathBuf| std::fs::read(path).is_ok_and(|bytes| check_static(path, &bytes).is_ok());
+    candidates.iter().find(|c| is_static(c)).cloned().ok_or_else(|| {
+        BuildError::Missing(format!(
+            "no static ferric-agent beside this executable, in its workspace's target directory or on PATH: give --agent; {STATIC_AGENT_HINT}"
+        ))
+    })
 }
 
 /// Builds the kernel and initramfs into `spec.out_dir` (both written to
