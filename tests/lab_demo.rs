@@ -61,12 +61,13 @@ fn the_demo_deploys_one_vm_and_cleans_up() {
     }
     let timeline = report["deploy_timeline"].as_object().unwrap();
     let order = [
-        "power on",
+        "ramdisk boot (power on)",
         "DHCP (first ACK)",
         "deploy ramdisk fetched",
-        "agent lookup and heartbeat",
+        "agent lookup",
+        "image write started",
         "image written",
-        "reboot",
+        "rebooted into the instance",
         "active",
         "marker on the console",
     ];
