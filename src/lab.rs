@@ -38,10 +38,19 @@ pub fn up(args: ferric_lab::up::UpArgs) -> Result<()> {
          with ipmi (or redfish: {}):",
         args.dir.join("enrol-redfish.sh").display()
     );
-    for line in ferric_lab::up::enrolment(&record, "ipmi", kernel, ramdisk) {
+    // The BMC password stays in the scripts and the machines file.
+    let masked = ferric_lab::up::enrolment(&record, "ipmi", kernel, ramdisk);
+    for line in masked {
+        let mut line = line;
+        for vm in &record.vms {
+            line = line.replace(&vm.password, "***");
+        }
         println!("  {line}");
     }
-    println!("(also in {})", args.dir.join("enrol-ipmi.sh").display());
+    println!(
+        "(with the password: {})",
+        args.dir.join("enrol-ipmi.sh").display()
+    );
     println!(
         "\nremove everything: ferric lab down --dir {}",
         args.dir.display()

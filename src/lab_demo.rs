@@ -125,7 +125,7 @@ pub fn run(args: DemoArgs) -> Result<bool> {
     if !args.keep {
         let down = ferric_lab::up::DownArgs {
             dir: args.dir.join("lab"),
-            netns: args.netns.clone(),
+            netns: Some(args.netns.clone()),
         };
         if let Err(e) = ferric_lab::up::down(&down) {
             eprintln!("ferric lab demo: cleaning up: {e:#}");
@@ -151,7 +151,24 @@ fn run_phases(args: &DemoArgs, report: &mut Report) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(flow(args, &assets, &lab, report))
+    runtime.block_on(async {
+        tokio::select! {
+            done = flow(args, &assets, &lab, report) => done,
+            signal = interrupted() => bail!("interrupted by {signal}"),
+        }
+    })
+}
+
+/// Completes on SIGINT or SIGTERM (the lab is removed all the same).
+async fn interrupted() -> &'static str {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 fn check_root() -> Result<()> {
@@ -212,7 +229,7 @@ fn lab_up(args: &DemoArgs) -> Result<LabRecord> {
     // A demo left behind by a killed run is removed first.
     let _ = ferric_lab::up::down(&ferric_lab::up::DownArgs {
         dir: up.dir.clone(),
-        netns: up.netns.clone(),
+        netns: Some(up.netns.clone()),
     });
     Ok(ferric_lab::up::up(&up)?)
 }
@@ -334,7 +351,7 @@ async fn start_server(args: &DemoArgs, lab: &LabRecord) -> Result<tokio::process
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().context("serve.log")?)
         .stderr(log)
-        .kill_on_drop(true)
+        .kill_on_drop(!args.keep)
         .spawn()
         .context("starting ferric serve")?;
     Ok(child)

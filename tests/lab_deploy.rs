@@ -103,11 +103,11 @@ fn make_available(os: &Openstack, node: &str, name: &str) {
     os.wait_state(node, "manageable", Duration::from_secs(120));
     let start = Instant::now();
     os.run(&["node", "provide", node]);
-    let took = os.wait_state(node, "available", FLOW_LIMIT);
+    os.wait_state(node, "available", FLOW_LIMIT);
     assert_eq!(os.field(node, "power_state"), "power off");
     eprintln!(
         "lab_deploy[{name}]: cleaning to available in {:.1}s",
-        took.as_secs_f64().max(start.elapsed().as_secs_f64())
+        start.elapsed().as_secs_f64()
     );
 }
 
@@ -136,13 +136,11 @@ fn deploy(
     os.wait_state(node, "active", FLOW_LIMIT);
     let active = start.elapsed();
     assert_eq!(os.field(node, "power_state"), "power on");
-    let seen = lab.wait_serial(index, from, marker, Duration::from_secs(180));
+    lab.wait_serial(index, from, marker, Duration::from_secs(180));
     eprintln!(
         "lab_deploy[{name}]: deploy to active in {:.1}s, marker {:.1}s after deploy",
         active.as_secs_f64(),
-        (start.elapsed() - Duration::ZERO)
-            .as_secs_f64()
-            .max(seen.as_secs_f64())
+        start.elapsed().as_secs_f64()
     );
 }
 
@@ -187,6 +185,13 @@ fn flow_vm0(os: &Openstack, lab: &Lab, assets: &Assets, dir: &Path) {
     let start = Instant::now();
     os.run(&["node", "undeploy", &node]);
     os.wait_state(&node, "available", FLOW_LIMIT);
+    // Cleaning erased the disk's metadata: the partition table is gone.
+    let disk = std::path::PathBuf::from(lab.vm(0, "disk"));
+    assert!(
+        !ferric_lab::machine::disk_has_boot_signature(&disk).unwrap(),
+        "cleaning left the partition table on {}",
+        disk.display()
+    );
     eprintln!(
         "lab_deploy[vm0]: undeploy to available in {:.1}s",
         start.elapsed().as_secs_f64()
@@ -270,8 +275,8 @@ fn the_seed_flow_on_qemu_vms() {
         let results = [vm0.join(), vm1.join()];
         for result in results {
             if let Err(panic) = result {
-                let log = std::fs::read_to_string(serve_dir.join("serve.log")).unwrap_or_default();
-                let tail = &log[log.len().saturating_sub(4000)..];
+                let log = std::fs::read(serve_dir.join("serve.log")).unwrap_or_default();
+                let tail = labkit::tail(&log, 4000);
                 eprintln!("lab_deploy: ferric serve's log ends: {tail}");
                 std::panic::resume_unwind(panic);
             }

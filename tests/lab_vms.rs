@@ -95,8 +95,8 @@ fn lab_vms_boot_as_their_bmc_says_and_outlive_it() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(alive(qemu), "the VM died with its BMC");
     let state = dir.join("state");
-    let log = std::fs::File::create(dir.join("bmc2.log")).unwrap();
-    let mut bmc2 = Command::new("ip")
+    let log = std::fs::File::create(temp.path().join("bmc2.log")).unwrap();
+    let bmc2 = Command::new("ip")
         .args(["netns", "exec", &netns])
         .arg(env!("CARGO_BIN_EXE_ferric"))
         .args(["lab", "bmc", "--machines"])
@@ -108,9 +108,10 @@ fn lab_vms_boot_as_their_bmc_says_and_outlive_it() {
         .stderr(log)
         .spawn()
         .unwrap();
+    let bmc2 = labkit::Killed(bmc2);
     let start = Instant::now();
     let adopted = loop {
-        let text = std::fs::read_to_string(dir.join("bmc2.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(temp.path().join("bmc2.log")).unwrap_or_default();
         if text.contains("serving IPMI") || start.elapsed() > Duration::from_secs(20) {
             break text;
         }
@@ -124,8 +125,7 @@ fn lab_vms_boot_as_their_bmc_says_and_outlive_it() {
     assert_eq!(qemu_pid(&lab), Some(qemu));
 
     // Down: the VM, the BMCs, the namespace and the directory are gone.
-    let _ = bmc2.kill();
-    let _ = bmc2.wait();
+    drop(bmc2);
     let said = lab.down();
     assert!(said.contains("stopped a VM's qemu"), "{said}");
     assert!(!alive(qemu));

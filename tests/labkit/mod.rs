@@ -54,16 +54,39 @@ pub fn ferric() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferric"))
 }
 
+/// The BMC passwords of the labs up: never in a failure message.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn redact(text: &str) -> String {
+    let secrets = SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "***")
+    })
+}
+
 /// Runs a command to success; its stdout.
 pub fn run(command: &mut Command) -> String {
     let out = command.output().expect("run");
     assert!(
         out.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{}",
+        redact(&format!(
+            "{command:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The last `n` bytes of a log, as text.
+pub fn tail(bytes: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(n)..]).into_owned()
 }
 
 pub fn alive(pid: u32) -> bool {
@@ -97,6 +120,13 @@ impl Lab {
         let record: Value =
             serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json"))
                 .expect("lab.json");
+        if let Some(vms) = record["vms"].as_array() {
+            let mut secrets = SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+            secrets.extend(
+                vms.iter()
+                    .filter_map(|vm| vm["password"].as_str().map(String::from)),
+            );
+        }
         Lab {
             dir: dir.to_path_buf(),
             netns: netns.to_string(),
@@ -118,10 +148,17 @@ impl Lab {
         }
     }
 
-    /// A command run inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
+    /// A long-running command inside the namespace.
+    pub fn daemon(&self, program: &str) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.netns, program]);
+        command
+    }
+
+    /// A command run inside the namespace, for at most 120 s.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.netns, "timeout", "120", program]);
         command
     }
 
@@ -162,9 +199,9 @@ impl Lab {
         serde_json::from_str(&self.redfish("GET", &path, None)).expect("lab view")
     }
 
-    pub fn serial(&self, index: usize) -> String {
-        let bytes = std::fs::read(self.vm(index, "serial_log")).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
+    /// VM `index`'s serial log, as bytes.
+    pub fn serial(&self, index: usize) -> Vec<u8> {
+        std::fs::read(self.vm(index, "serial_log")).unwrap_or_default()
     }
 
     /// Waits up to `limit` for VM `index`'s serial log to hold `text` after
@@ -175,14 +212,13 @@ impl Lab {
             if self
                 .serial(index)
                 .get(from..)
-                .is_some_and(|s| s.contains(text))
+                .is_some_and(|s| contains(s, text.as_bytes()))
             {
                 return start.elapsed();
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        let log = self.serial(index);
-        let tail = &log[log.len().saturating_sub(3000)..];
+        let tail = tail(&self.serial(index), 3000);
         panic!(
             "no {text:?} on {}'s serial console: ...{tail}",
             self.vm(index, "name")
@@ -225,7 +261,7 @@ pub fn serve(lab: &Lab, dir: &Path, config: &str) -> Killed {
     let config_path = dir.join("ferric.toml");
     std::fs::write(&config_path, config).expect("config");
     let ip = lab.host_ip();
-    let mut command = lab.command(env!("CARGO_BIN_EXE_ferric"));
+    let mut command = lab.daemon(env!("CARGO_BIN_EXE_ferric"));
     command
         .args(["serve", "--listen", &format!("{ip}:6385")])
         .arg("--data-dir")
@@ -300,7 +336,7 @@ impl Openstack {
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
         command
-            .args(["netns", "exec", &self.netns])
+            .args(["netns", "exec", &self.netns, "timeout", "120"])
             .arg(&self.bin)
             .args(["baremetal"])
             .args(args)
@@ -386,6 +422,10 @@ pub fn assets() -> Result<Assets, String> {
     let dir = std::env::var_os("FERRIC_LAB_ASSETS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lab-assets"));
+    // Tests run in parallel processes: one builds, the others wait.
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let lock = std::fs::File::create(dir.join(".build.lock")).map_err(|e| e.to_string())?;
+    lock.lock().map_err(|e| e.to_string())?;
     if !dir.join("ferric-deploy.initramfs").exists() {
         let agent = static_agent();
         if !agent.exists() {

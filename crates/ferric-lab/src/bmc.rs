@@ -88,8 +88,13 @@ pub async fn run(
     let (stop, stopping) = watch::channel(false);
     let mut machines = Vec::new();
     let mut tasks = Vec::new();
-    for (index, spec) in file.machines.iter().enumerate() {
+    // Everything that can fail, before any machine starts (a VM that
+    // started would outlive an early return).
+    for spec in &file.machines {
         prepare_disk(spec)?;
+        store.load(&spec.name)?;
+    }
+    for (index, spec) in file.machines.iter().enumerate() {
         let (machine, task) = match &spec.vm {
             Some(_) => crate::vm::start(
                 index,

@@ -37,9 +37,10 @@ pub struct UpArgs {
     /// Boot the VMs with UEFI (OVMF) rather than BIOS (SeaBIOS).
     #[arg(long)]
     pub uefi: bool,
-    /// The deploy kernel and ramdisk to put in the printed enrolment.
+    /// The deploy kernel to put in the printed enrolment.
     #[arg(long)]
     pub deploy_kernel: Option<String>,
+    /// The deploy ramdisk to put in the printed enrolment.
     #[arg(long)]
     pub deploy_ramdisk: Option<String>,
 }
@@ -50,9 +51,10 @@ pub struct DownArgs {
     /// The lab's directory.
     #[arg(long, default_value = "/var/tmp/ferric-lab")]
     pub dir: PathBuf,
-    /// The network namespace, when the directory's record is gone.
-    #[arg(long, default_value = "ferric-lab")]
-    pub netns: String,
+    /// The network namespace to remove when the directory holds no record
+    /// (a lab's record names its own).
+    #[arg(long)]
+    pub netns: Option<String>,
 }
 
 /// A lab that could not be brought up or down.
@@ -93,7 +95,7 @@ pub struct LabRecord {
 }
 
 /// One VM of the lab and how to enrol it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct VmRecord {
     pub name: String,
     pub mac: String,
@@ -106,15 +108,37 @@ pub struct VmRecord {
     pub disk: PathBuf,
 }
 
+/// Printed without the password.
+impl std::fmt::Debug for VmRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmRecord")
+            .field("name", &self.name)
+            .field("mac", &self.mac)
+            .field(
+                "ipmi",
+                &format_args!("{}:{}", self.ipmi_address, self.ipmi_port),
+            )
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
 const BRIDGE: &str = "br0";
 const REDFISH_PORT: u16 = 8000;
 const IPMI_BASE_PORT: u16 = 6230;
 
-/// Brings the lab up and prints its enrolment; the BMC keeps running in
-/// the background.
+/// Brings the lab up; the BMC keeps running in the background. The
+/// record (`DIR/lab.json`) is written before anything is made and again
+/// once the BMC runs, so `down` finds whatever a failed or interrupted `up`
+/// left; an error removes what was made.
 pub fn up(args: &UpArgs) -> Result<LabRecord, UpError> {
     check_up_args(args)?;
     let host_ip = subnet_host(&args.subnet, 1)?;
+    let dhcp_range = (
+        subnet_host(&args.subnet, 100)?,
+        subnet_host(&args.subnet, 199)?,
+    );
     if args.dir.join("lab.json").exists() {
         return Err(UpError::Invalid(format!(
             "a lab is already up in {} (ferric lab down --dir {} first)",
@@ -123,36 +147,64 @@ pub fn up(args: &UpArgs) -> Result<LabRecord, UpError> {
         )));
     }
     let state_dir = args.dir.join("state");
-    std::fs::create_dir_all(&state_dir).map_err(io_error(&state_dir))?;
-    make_network(&args.netns, host_ip, args.vms)?;
-    let vms = vm_records(args, host_ip)?;
-    let machines = args.dir.join("machines.toml");
-    let text = machines_file(args, host_ip, &vms);
-    std::fs::write(&machines, text).map_err(io_error(&machines))?;
-    let redfish_url = format!("http://{host_ip}:{REDFISH_PORT}");
-    let bmc_pid = match start_bmc(args, &machines, &state_dir, host_ip) {
-        Ok(pid) => pid,
-        Err(e) => {
-            let _ = remove_netns(&args.netns);
-            return Err(e);
-        }
-    };
-    let record = LabRecord {
+    make_private_dir(&args.dir)?;
+    make_private_dir(&state_dir)?;
+    let mut record = LabRecord {
         netns: args.netns.clone(),
         bridge: BRIDGE.into(),
         host_ip,
-        bmc_pid,
-        redfish_url,
-        dhcp_range: (
-            subnet_host(&args.subnet, 100)?,
-            subnet_host(&args.subnet, 199)?,
-        ),
-        vms,
+        bmc_pid: 0,
+        redfish_url: format!("http://{host_ip}:{REDFISH_PORT}"),
+        dhcp_range,
+        vms: vm_records(args, host_ip),
     };
-    let path = args.dir.join("lab.json");
-    let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
-    std::fs::write(&path, json).map_err(io_error(&path))?;
+    write_record(&args.dir, &record)?;
+    let made = (|| {
+        make_network(&args.netns, host_ip, args.vms)?;
+        let machines = args.dir.join("machines.toml");
+        write_private(
+            &machines,
+            machines_file(args, host_ip, &record.vms).as_bytes(),
+        )?;
+        start_bmc(args, &machines, &state_dir, host_ip, &mut record)
+    })();
+    if let Err(e) = made {
+        let _ = down(&DownArgs {
+            dir: args.dir.clone(),
+            netns: Some(args.netns.clone()),
+        });
+        return Err(e);
+    }
     Ok(record)
+}
+
+fn write_record(dir: &Path, record: &LabRecord) -> Result<(), UpError> {
+    let json = serde_json::to_vec_pretty(record).unwrap_or_default();
+    write_private(&dir.join("lab.json"), &json)
+}
+
+/// A directory only its owner can read (it holds the BMC password).
+fn make_private_dir(dir: &Path) -> Result<(), UpError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_error(dir))
+}
+
+/// Writes a file only its owner can read (it holds the BMC password).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), UpError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))
 }
 
 fn check_up_args(args: &UpArgs) -> Result<(), UpError> {
@@ -233,9 +285,9 @@ fn ip(args: &[&str]) -> Result<(), UpError> {
     })
 }
 
-fn vm_records(args: &UpArgs, host_ip: Ipv4Addr) -> Result<Vec<VmRecord>, UpError> {
+fn vm_records(args: &UpArgs, host_ip: Ipv4Addr) -> Vec<VmRecord> {
     let password = random_password();
-    Ok((0..args.vms)
+    (0..args.vms)
         .map(|index| {
             let name = format!("vm{index}");
             VmRecord {
@@ -250,7 +302,7 @@ fn vm_records(args: &UpArgs, host_ip: Ipv4Addr) -> Result<Vec<VmRecord>, UpError
                 name,
             }
         })
-        .collect())
+        .collect()
 }
 
 fn random_password() -> String {
@@ -292,7 +344,8 @@ fn start_bmc(
     machines: &Path,
     state_dir: &Path,
     host_ip: Ipv4Addr,
-) -> Result<u32, UpError> {
+    record: &mut LabRecord,
+) -> Result<(), UpError> {
     let exe = std::env::current_exe().map_err(io_error(Path::new("/proc/self/exe")))?;
     let log_path = args.dir.join("bmc.log");
     let log = std::fs::File::create(&log_path).map_err(io_error(&log_path))?;
@@ -307,6 +360,8 @@ fn start_bmc(
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--redfish-listen", &format!("{host_ip}:{REDFISH_PORT}")])
+            // Readiness is read from its log.
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -314,11 +369,13 @@ fn start_bmc(
             .spawn()
             .map_err(|e| UpError::BmcStart(e.to_string()))?
     };
+    record.bmc_pid = child.id();
+    write_record(&args.dir, record)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if text.contains("serving Redfish") && text.matches("serving IPMI").count() >= args.vms {
-            return Ok(child.id());
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(UpError::BmcStart(format!(
@@ -345,24 +402,40 @@ fn tail(text: &str) -> String {
 /// The commands that enrol the lab's VMs with the openstack CLI, run in
 /// the lab's namespace.
 pub fn enrolment(record: &LabRecord, driver: &str, kernel: &str, ramdisk: &str) -> Vec<String> {
-    let exec = format!("ip netns exec {}", record.netns);
+    let exec = format!("ip netns exec {}", sh_quote(&record.netns));
+    let info =
+        |key: &str, value: &str| format!("--driver-info {}", sh_quote(&format!("{key}={value}")));
     let mut lines = Vec::new();
     for vm in &record.vms {
-        let bmc = match driver {
-            "redfish" => format!(
-                "--driver redfish --driver-info redfish_address={} --driver-info redfish_system_id=/redfish/v1/Systems/{} \
-                 --driver-info redfish_username={} --driver-info redfish_password={}",
-                record.redfish_url, vm.name, vm.username, vm.password
-            ),
-            _ => format!(
-                "--driver ipmi --driver-info ipmi_address={} --driver-info ipmi_port={} \
-                 --driver-info ipmi_username={} --driver-info ipmi_password={}",
-                vm.ipmi_address, vm.ipmi_port, vm.username, vm.password
-            ),
+        let system = format!("/redfish/v1/Systems/{}", vm.name);
+        let port = vm.ipmi_port.to_string();
+        let address = vm.ipmi_address.to_string();
+        let fields: [(&str, &str); 4] = match driver {
+            "redfish" => [
+                ("redfish_address", &record.redfish_url),
+                ("redfish_system_id", &system),
+                ("redfish_username", &vm.username),
+                ("redfish_password", &vm.password),
+            ],
+            _ => [
+                ("ipmi_address", &address),
+                ("ipmi_port", &port),
+                ("ipmi_username", &vm.username),
+                ("ipmi_password", &vm.password),
+            ],
+        };
+        let mut bmc: Vec<String> = fields.iter().map(|(k, v)| info(k, v)).collect();
+        bmc.push(info("deploy_kernel", kernel));
+        bmc.push(info("deploy_ramdisk", ramdisk));
+        let driver = if driver == "redfish" {
+            "redfish"
+        } else {
+            "ipmi"
         };
         lines.push(format!(
-            "{exec} openstack baremetal node create --name {} {bmc} --driver-info deploy_kernel={kernel} --driver-info deploy_ramdisk={ramdisk}",
-            vm.name
+            "{exec} openstack baremetal node create --name {} --driver {driver} {}",
+            vm.name,
+            bmc.join(" ")
         ));
         lines.push(format!(
             "{exec} openstack baremetal port create {} --node \"$({exec} openstack baremetal node show {} -f value -c uuid)\"",
@@ -372,34 +445,94 @@ pub fn enrolment(record: &LabRecord, driver: &str, kernel: &str, ramdisk: &str) 
     lines
 }
 
-/// Removes the lab: the BMC, every VM it started (by pid file), the
-/// namespace and the directory. Succeeds when nothing is left.
+/// `'text'` for a POSIX shell.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Removes the lab: the BMC, every VM it started (by pid file), every
+/// other process left in its namespace, the namespace (with its bridge and
+/// taps), and the files `up` wrote (the directory too, if nothing else is
+/// in it). Without a record in the directory, only `--netns` is removed.
+/// Succeeds when nothing is left.
 pub fn down(args: &DownArgs) -> Result<Vec<String>, UpError> {
     let mut done = Vec::new();
     let record = read_record(&args.dir);
     let netns = record
         .as_ref()
         .map(|r| r.netns.clone())
-        .unwrap_or_else(|| args.netns.clone());
+        .or_else(|| args.netns.clone());
+    let machines = args.dir.join("machines.toml").display().to_string();
     if let Some(record) = &record {
-        if stop_process(record.bmc_pid, "lab", Duration::from_secs(15)) {
+        if stop_process(record.bmc_pid, &machines, Duration::from_secs(15)) {
             done.push(format!("stopped the BMC (pid {})", record.bmc_pid));
         }
     }
-    for pid in vm_pids(&args.dir.join("state")) {
-        if stop_process(pid, "ferric-lab-", Duration::from_secs(5)) {
+    let state_dir = args.dir.join("state");
+    for (pid, qmp) in vm_pids(&state_dir) {
+        if stop_process(pid, &qmp, Duration::from_secs(5)) {
             done.push(format!("stopped a VM's qemu (pid {pid})"));
         }
     }
-    if netns_exists(&netns) {
+    if let Some(netns) = netns.filter(|n| netns_exists(n)) {
+        for pid in netns_pids(&netns) {
+            if stop_process(pid, "", Duration::from_secs(5)) {
+                done.push(format!("stopped pid {pid}, left in the namespace {netns}"));
+            }
+        }
         remove_netns(&netns)?;
         done.push(format!("removed the network namespace {netns}"));
     }
-    if args.dir.join("lab.json").exists() || args.dir.join("machines.toml").exists() {
-        std::fs::remove_dir_all(&args.dir).map_err(io_error(&args.dir))?;
-        done.push(format!("removed {}", args.dir.display()));
+    if let Some(record) = &record {
+        remove_lab_files(&args.dir, record)?;
+        done.push(format!("removed the lab's files in {}", args.dir.display()));
     }
     Ok(done)
+}
+
+/// The files `up` and the BMC wrote, then the directory if it is empty.
+fn remove_lab_files(dir: &Path, record: &LabRecord) -> Result<(), UpError> {
+    let state = dir.join("state");
+    if state.exists() {
+        std::fs::remove_dir_all(&state).map_err(io_error(&state))?;
+    }
+    let mut files: Vec<PathBuf> = record.vms.iter().map(|vm| vm.disk.clone()).collect();
+    for name in [
+        "machines.toml",
+        "bmc.log",
+        "enrol-ipmi.sh",
+        "enrol-redfish.sh",
+        "lab.json",
+    ] {
+        files.push(dir.join(name));
+    }
+    for file in files {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error(&file)(e));
+            }
+            _ => {}
+        }
+    }
+    // Not empty: something else lives there, and stays.
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// The processes in a network namespace.
+fn netns_pids(netns: &str) -> Vec<u32> {
+    Command::new("ip")
+        .args(["netns", "pids", netns])
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                // A caller inside the namespace (`ferric lab demo`) stays.
+                .filter(|pid| *pid != std::process::id())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn read_record(dir: &Path) -> Option<LabRecord> {
@@ -407,8 +540,9 @@ fn read_record(dir: &Path) -> Option<LabRecord> {
     serde_json::from_slice(&text).ok()
 }
 
-/// The pids in the state directory's `*.pid` files (qemu's `-pidfile`).
-fn vm_pids(state_dir: &Path) -> Vec<u32> {
+/// The pids in the state directory's `*.pid` files (qemu's `-pidfile`),
+/// each with its VM's QMP socket path, which that qemu's command line holds.
+fn vm_pids(state_dir: &Path) -> Vec<(u32, String)> {
     let Ok(entries) = std::fs::read_dir(state_dir) else {
         return Vec::new();
     };
@@ -416,13 +550,16 @@ fn vm_pids(state_dir: &Path) -> Vec<u32> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "pid"))
-        .filter_map(|p| std::fs::read_to_string(p).ok()?.trim().parse().ok())
+        .filter_map(|p| {
+            let pid = std::fs::read_to_string(&p).ok()?.trim().parse().ok()?;
+            Some((pid, p.with_extension("qmp").display().to_string()))
+        })
         .collect()
 }
 
 /// SIGTERM, then SIGKILL after `grace`, to a process whose command line
-/// still contains `marker` (a pid that was reused is left alone). Whether
-/// it was running.
+/// still contains `marker` (a path of this lab's, so a pid that was reused
+/// is left alone). Whether it was running.
 fn stop_process(pid: u32, marker: &str, grace: Duration) -> bool {
     let is_ours = || {
         std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -503,7 +640,7 @@ mod tests {
     fn the_machines_file_parses_and_has_one_vm_per_tap() {
         let a = args();
         let host = subnet_host(&a.subnet, 1).unwrap();
-        let vms = vm_records(&a, host).unwrap();
+        let vms = vm_records(&a, host);
         let text = machines_file(&a, host, &vms);
         let file = crate::config::parse(&text).unwrap();
         assert_eq!(file.machines.len(), 2);
@@ -537,17 +674,19 @@ mod tests {
             bmc_pid: 1,
             redfish_url: format!("http://{host}:8000"),
             dhcp_range: (host, host),
-            vms: vm_records(&a, host).unwrap(),
+            vms: vm_records(&a, host),
         };
         let lines = enrolment(&record, "redfish", "file:///k", "file:///r");
         assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with(
-            "ip netns exec lab-t openstack baremetal node create --name vm0 --driver redfish"
+            "ip netns exec 'lab-t' openstack baremetal node create --name vm0 --driver redfish"
         ));
-        assert!(lines[0].contains("redfish_system_id=/redfish/v1/Systems/vm0 "));
-        assert!(lines[0].contains("deploy_ramdisk=file:///r"));
+        assert!(lines[0].contains("'redfish_system_id=/redfish/v1/Systems/vm0' "));
+        assert!(lines[0].contains("'deploy_ramdisk=file:///r'"));
+        assert!(!format!("{:?}", record.vms[0]).contains(&record.vms[0].password));
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
         assert!(lines[1].contains(
-            "port create 52:54:00:77:00:00 --node \"$(ip netns exec lab-t openstack baremetal node show vm0 -f value -c uuid)\""
+            "port create 52:54:00:77:00:00 --node \"$(ip netns exec 'lab-t' openstack baremetal node show vm0 -f value -c uuid)\""
         ));
     }
 }

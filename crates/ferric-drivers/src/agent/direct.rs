@@ -402,7 +402,10 @@ impl DirectDeploy {
     }
 
     /// Ironic's `soft_power_off`: the agent powers off; the power interface
-    /// is asked until it agrees, else it forces the power off.
+    /// is asked until it agrees, else it forces the power off. Ironic asks
+    /// `post_deploy_get_power_state_retries` times, every
+    /// `..._retry_interval`; Ferric keeps that deadline but asks every
+    /// second (at most), so a node that is off is seen off within a second.
     async fn soft_power_off(
         &self,
         task: &mut Task<'_>,
@@ -411,21 +414,24 @@ impl DirectDeploy {
         if let Err(e) = client.command("standby.power_off", Map::new(), false).await {
             tracing::warn!(node = %task.node.uuid, error = %e, "failed to soft power off the node through its agent");
         }
-        let retries = task.config.agent.post_deploy_get_power_state_retries;
-        let interval =
-            Duration::from_secs(task.config.agent.post_deploy_get_power_state_retry_interval);
+        let agent = &task.config.agent;
+        let interval = Duration::from_secs(agent.post_deploy_get_power_state_retry_interval);
+        let deadline = tokio::time::Instant::now()
+            + interval.saturating_mul(agent.post_deploy_get_power_state_retries);
+        let pause = interval.min(Duration::from_secs(1));
         let power = task.driver.power.clone();
-        for attempt in 0..=retries {
+        loop {
             if matches!(power.get_power_state(task).await, Ok(PowerState::Off)) {
                 forget_agent(task.node);
                 task.node.power_state = Some(PowerState::Off);
                 return Ok(());
             }
-            if attempt < retries {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = task.cancel.cancelled() => break,
-                }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = task.cancel.cancelled() => break,
             }
         }
         tracing::warn!(node = %task.node.uuid, "the node did not power off in time; forcing it off");

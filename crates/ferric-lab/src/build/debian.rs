@@ -16,8 +16,11 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("ferric/debs");
     }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache/ferric/debs")
+    // Never a world-writable /tmp: what is cached ends up in ramdisks.
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/ferric/debs"),
+        None => PathBuf::from("/var/cache/ferric/debs"),
+    }
 }
 
 /// Debian packages fetched through a cache directory.
@@ -35,8 +38,17 @@ impl Packages {
     }
 
     /// The `.deb` of a package (`name` or `name=version`), downloaded when
-    /// the cache has none of that name (and version, if given).
+    /// the cache has none of that version. A bare name means apt's candidate
+    /// version (so point and security releases are picked up), or, when apt
+    /// knows none, the newest cached.
     pub fn deb(&self, package: &str) -> Result<PathBuf, BuildError> {
+        let pinned = match package.split_once('=') {
+            Some(_) => package.to_string(),
+            None => candidate_version(package)
+                .map(|version| format!("{package}={version}"))
+                .unwrap_or_else(|| package.to_string()),
+        };
+        let package = pinned.as_str();
         if let Some(found) = self.cached(package)? {
             return Ok(found);
         }
@@ -96,6 +108,20 @@ impl Packages {
     }
 }
 
+/// apt's candidate version of a package (`apt-cache policy`), if any.
+fn candidate_version(name: &str) -> Option<String> {
+    let out = run(Command::new("apt-cache").args(["policy", name])).ok()?;
+    candidate_in_policy(&String::from_utf8_lossy(&out))
+}
+
+fn candidate_in_policy(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("Candidate:"))
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && *v != "(none)")
+        .map(str::to_owned)
+}
+
 /// Whether a file is `NAME_VERSION_ARCH.deb` of that name (and version:
 /// apt writes `:` in an epoch as `%3a`).
 fn deb_matches(path: &Path, name: &str, version: Option<&str>) -> bool {
@@ -148,6 +174,15 @@ mod tests {
             "busybox-static",
             None
         ));
+    }
+
+    #[test]
+    fn the_candidate_version_is_read_from_apt_cache_policy() {
+        let text =
+            "busybox-static:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+b3\n  Version table:\n";
+        assert_eq!(candidate_in_policy(text).as_deref(), Some("1:1.35.0-4+b3"));
+        assert_eq!(candidate_in_policy("x:\n  Candidate: (none)\n"), None);
+        assert_eq!(candidate_in_policy("N: Unable to locate package x\n"), None);
     }
 
     #[test]

@@ -174,9 +174,10 @@ async fn restart_deadline(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Starts the task of a machine that is a VM (`spec.vm`; a simulated
-/// machine's spec is refused): its qemu runs in `run_dir` (QMP socket, pid
-/// file, serial log), its state is in `store`. The task ends when
+/// Starts the task of a machine that is a VM (`spec.vm`; without one, the
+/// defaults, which no tap validates: callers pass VM specs only): its qemu
+/// runs in `run_dir` (QMP socket, pid file, serial log), its state is in
+/// `store`. The task ends when
 /// `shutdown` turns true, stopping its qemu.
 pub fn start(
     index: usize,
@@ -245,28 +246,52 @@ impl VmOwner {
     }
 
     /// A BMC (re)start: a VM that was on is adopted if its qemu still runs,
-    /// else booted again.
+    /// else booted again. A qemu that runs but does not answer on its QMP
+    /// socket (hung, or another client holds it) is killed first: two
+    /// qemus must never share the disk and the tap.
     async fn resume(&mut self) {
         if self.state.power != Power::On {
             return;
         }
-        match Qmp::connect(&self.files.qmp).await {
-            Ok((qmp, events)) => {
-                let pid = read_pid(&self.files.pid);
-                tracing::info!(machine = %self.spec.name, ?pid, "adopted the VM's running qemu");
-                self.running = Some(Running {
-                    qmp,
-                    events,
-                    child: None,
-                    pid,
-                    shutdown_reason: None,
-                });
+        let mut last_error = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(_) => {
-                tracing::info!(machine = %self.spec.name, "was on and its qemu is gone: booting it again");
-                self.boot().await;
+            match Qmp::connect(&self.files.qmp).await {
+                Ok((qmp, events)) => {
+                    let pid = read_pid(&self.files.pid);
+                    tracing::info!(machine = %self.spec.name, ?pid, "adopted the VM's running qemu");
+                    self.running = Some(Running {
+                        qmp,
+                        events,
+                        child: None,
+                        pid,
+                        shutdown_reason: None,
+                    });
+                    return;
+                }
+                Err(e) => last_error = Some(e),
             }
         }
+        if let Some(pid) = self.own_qemu_pid() {
+            tracing::warn!(machine = %self.spec.name, pid, error = ?last_error.map(|e| e.to_string()), "its qemu runs but cannot be reached over QMP: killing it");
+            kill(Some(pid));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::info!(machine = %self.spec.name, "was on and its qemu is gone: booting it again");
+        self.boot().await;
+    }
+
+    /// The pid in the pid file, if that process is this VM's qemu (its
+    /// command line names this VM's QMP socket).
+    fn own_qemu_pid(&self) -> Option<u32> {
+        let pid = read_pid(&self.files.pid)?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let qmp = self.files.qmp.display().to_string().replace(',', ",,");
+        String::from_utf8_lossy(&cmdline)
+            .contains(&qmp)
+            .then_some(pid)
     }
 
     async fn handle(&mut self, command: Command) -> Result<(), MachineError> {
@@ -308,13 +333,19 @@ impl VmOwner {
             }
             PowerAction::SoftRestart => self.boot().await,
             PowerAction::Nmi if on => {
-                self.state.nmi_count = self.state.nmi_count.saturating_add(1);
-                if let Some(running) = &self.running {
-                    if let Err(e) = running.qmp.execute("inject-nmi", None).await {
-                        tracing::warn!(machine = %self.spec.name, error = %e, "NMI not delivered");
+                let sent = match &self.running {
+                    Some(running) => running.qmp.execute("inject-nmi", None).await,
+                    None => return Err(MachineError::NotPoweredOn),
+                };
+                match sent {
+                    Ok(_) => {
+                        self.state.nmi_count = self.state.nmi_count.saturating_add(1);
+                        self.save();
+                    }
+                    Err(e) => {
+                        tracing::warn!(machine = %self.spec.name, error = %e, "NMI not delivered")
                     }
                 }
-                self.save();
             }
             PowerAction::Nmi => return Err(MachineError::NotPoweredOn),
             PowerAction::On | PowerAction::ForceOff | PowerAction::SoftOff => {}
@@ -390,7 +421,12 @@ impl VmOwner {
         .await;
         if closed.is_err() {
             tracing::warn!(machine = %self.spec.name, pid = ?running.pid, "qemu did not quit: killing it");
-            kill(running.pid);
+            match &mut running.child {
+                Some(child) => {
+                    let _ = child.start_kill();
+                }
+                None => kill(running.pid.or_else(|| self.own_qemu_pid())),
+            }
         }
         reap(&mut running).await;
     }
