@@ -10,8 +10,9 @@ pub fn up(args: ferric_lab::up::UpArgs) -> Result<()> {
     let ns = &record.netns;
     let ip = record.host_ip;
     println!(
-        "lab up: {} VMs on {} ({ip}/24) in the network namespace {ns}; BMC pid {}",
+        "lab up: {} VMs ({}) on {} ({ip}/24) in the network namespace {ns}; BMC pid {}",
         record.vms.len(),
+        record.accel,
         record.bridge,
         record.bmc_pid
     );

@@ -223,6 +223,7 @@ fn lab_up(args: &DemoArgs) -> Result<LabRecord> {
         memory_mib: 512,
         disk_size: "8G".into(),
         uefi: args.uefi,
+        accel: "auto".into(),
         deploy_kernel: None,
         deploy_ramdisk: None,
     };

@@ -37,6 +37,10 @@ pub struct UpArgs {
     /// Boot the VMs with UEFI (OVMF) rather than BIOS (SeaBIOS).
     #[arg(long)]
     pub uefi: bool,
+    /// qemu's accelerator: `auto` uses KVM if a probe VM starts with it,
+    /// else TCG.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    pub accel: String,
     /// The deploy kernel to put in the printed enrolment.
     #[arg(long)]
     pub deploy_kernel: Option<String>,
@@ -89,6 +93,9 @@ pub struct LabRecord {
     pub host_ip: Ipv4Addr,
     pub bmc_pid: u32,
     pub redfish_url: String,
+    /// The VMs' accelerator: `kvm` or `tcg`.
+    #[serde(default)]
+    pub accel: String,
     /// Where a DHCP server may hand out addresses.
     pub dhcp_range: (Ipv4Addr, Ipv4Addr),
     pub vms: Vec<VmRecord>,
@@ -155,6 +162,7 @@ pub fn up(args: &UpArgs) -> Result<LabRecord, UpError> {
         host_ip,
         bmc_pid: 0,
         redfish_url: format!("http://{host_ip}:{REDFISH_PORT}"),
+        accel: resolve_accel(&args.accel),
         dhcp_range,
         vms: vm_records(args, host_ip),
     };
@@ -162,10 +170,8 @@ pub fn up(args: &UpArgs) -> Result<LabRecord, UpError> {
     let made = (|| {
         make_network(&args.netns, host_ip, args.vms)?;
         let machines = args.dir.join("machines.toml");
-        write_private(
-            &machines,
-            machines_file(args, host_ip, &record.vms).as_bytes(),
-        )?;
+        let text = machines_file(args, host_ip, &record.vms, &record.accel);
+        write_private(&machines, text.as_bytes())?;
         start_bmc(args, &machines, &state_dir, host_ip, &mut record)
     })();
     if let Err(e) = made {
@@ -314,14 +320,14 @@ fn random_password() -> String {
 }
 
 /// The machines file of the lab's BMC.
-fn machines_file(args: &UpArgs, host_ip: Ipv4Addr, vms: &[VmRecord]) -> String {
+fn machines_file(args: &UpArgs, host_ip: Ipv4Addr, vms: &[VmRecord], accel: &str) -> String {
     let mut text = format!("api_url = \"http://{host_ip}:6385\"\n");
     let mode = if args.uefi { "uefi" } else { "legacy" };
     for (index, vm) in vms.iter().enumerate() {
         text.push_str(&format!(
             "\n[[machine]]\nname = \"{}\"\nmac = \"{}\"\ndisk = {:?}\ndisk_size = {:?}\n\
              ipmi_listen = \"{}:{}\"\nusername = \"{}\"\npassword = \"{}\"\nboot_order = [\"disk\", \"pxe\"]\n\
-             [machine.vm]\ntap = \"{}\"\nmemory_mib = {}\nboot_mode = \"{mode}\"\n",
+             [machine.vm]\ntap = \"{}\"\nmemory_mib = {}\nboot_mode = \"{mode}\"\naccel = \"{accel}\"\n",
             vm.name,
             vm.mac,
             vm.disk.display().to_string(),
@@ -335,6 +341,56 @@ fn machines_file(args: &UpArgs, host_ip: Ipv4Addr, vms: &[VmRecord]) -> String {
         ));
     }
     text
+}
+
+/// `kvm` or `tcg`; `auto` is `kvm` only if a probe VM starts with KVM
+/// (a /dev/kvm can be there and fail at the first vCPU).
+fn resolve_accel(wanted: &str) -> String {
+    match wanted {
+        "kvm" => "kvm".into(),
+        "auto" if kvm_usable() => "kvm".into(),
+        _ => "tcg".into(),
+    }
+}
+
+/// Starts a paused q35 VM with KVM and quits it over QMP: true if it ran.
+fn kvm_usable() -> bool {
+    use std::io::Write;
+    let openable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !openable {
+        return false;
+    }
+    let child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel", "kvm", "-machine", "q35", "-cpu", "max", "-m", "64",
+        ])
+        .args(["-nodefaults", "-display", "none", "-S", "-qmp", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
 }
 
 /// Starts `ferric lab bmc` in the namespace, in its own session, and waits
@@ -631,6 +687,7 @@ mod tests {
             memory_mib: 512,
             disk_size: "4G".into(),
             uefi: true,
+            accel: "tcg".into(),
             deploy_kernel: None,
             deploy_ramdisk: None,
         }
@@ -641,7 +698,7 @@ mod tests {
         let a = args();
         let host = subnet_host(&a.subnet, 1).unwrap();
         let vms = vm_records(&a, host);
-        let text = machines_file(&a, host, &vms);
+        let text = machines_file(&a, host, &vms, "tcg");
         let file = crate::config::parse(&text).unwrap();
         assert_eq!(file.machines.len(), 2);
         let vm1 = file.machines[1].vm.as_ref().unwrap();
@@ -673,6 +730,7 @@ mod tests {
             host_ip: host,
             bmc_pid: 1,
             redfish_url: format!("http://{host}:8000"),
+            accel: "tcg".into(),
             dhcp_range: (host, host),
             vms: vm_records(&a, host),
         };
