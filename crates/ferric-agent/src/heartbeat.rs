@@ -2,7 +2,9 @@
 //! heartbeat at once, then every 0.3–0.6 × `heartbeat_timeout`; after an
 //! error, again in 1–2 × the minimum interval (5 s in IPA, `--min-heartbeat-
 //! interval` here); and soon after an asynchronous command ends, but never
-//! sooner than the minimum interval after the previous heartbeat.
+//! sooner than [`FORCED_AFTER`] (or the minimum interval, if shorter) after
+//! the previous heartbeat. IPA waits its minimum interval there: a deploy's
+//! conductor then waits up to 5 s to learn that the image is written.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,9 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::agent::{Agent, VERSION};
+
+/// How soon after the previous heartbeat a finished command is reported.
+pub const FORCED_AFTER: Duration = Duration::from_secs(1);
 
 /// What to advertise in heartbeats.
 #[derive(Debug, Clone)]
@@ -38,8 +43,9 @@ pub async fn run(agent: Arc<Agent>, advertised: Advertised) {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = agent.heartbeat_now.notified() => {
-                // Forced: once the minimum interval after the previous one.
-                let earliest = previous.map_or_else(Instant::now, |p| p + min_interval);
+                // Forced: soon, but not in a burst after the previous one.
+                let gap = min_interval.min(FORCED_AFTER);
+                let earliest = previous.map_or_else(Instant::now, |p| p + gap);
                 if earliest < next {
                     next = earliest;
                 }

@@ -1272,9 +1272,9 @@ start_dhcp() {
     done
     i=0
     while ! ls /run/ferric-lease.* >/dev/null 2>&1; do
-        sleep 1
+        sleep 0.2
         i=$((i + 1))
-        [ $((i % 15)) -ne 0 ] || say "still waiting for a DHCP lease on $nics (${i}s)"
+        [ $((i % 75)) -ne 0 ] || say "still waiting for a DHCP lease on $nics ($((i / 5))s)"
     done
     for nic in $nics; do
         if [ ! -e "/run/ferric-lease.$nic" ] && [ -e "/run/udhcpc.$nic.pid" ]; then
