@@ -13,7 +13,9 @@ use ferric_conductor::ConductorConfig;
 use ferric_drivers::ipmi::IpmiConfig;
 use ferric_drivers::pxe::{DhcpProviderConfig, DnsmasqConfig, PxeConfig};
 use ferric_drivers::redfish::RedfishConfig;
-use ferric_drivers::{AgentConfig, DeployConfig, DriverConfig, FakeDelays, InspectorConfig};
+use ferric_drivers::{
+    AgentConfig, DeployConfig, DriverConfig, FakeDelays, InspectorConfig, IscsiConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -35,6 +37,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Deploying and cleaning through the agent (Ironic's `[deploy]`).
     pub deploy: DeployConfig,
+    /// The `iscsi` deploy interface (Ironic's `[iscsi]`, and Ferric's limits).
+    pub iscsi: IscsiConfig,
     /// In-band inspection (Ironic's `[inspector]`).
     pub inspector: InspectorConfig,
     /// The native IPMI client (Ironic's `[ipmi]`).
@@ -64,6 +68,7 @@ impl Config {
         DriverConfig {
             agent: self.agent.clone(),
             deploy: self.deploy.clone(),
+            iscsi: self.iscsi.clone(),
             inspector: self.inspector.clone(),
             ipmi: self.ipmi.clone(),
             redfish: self.redfish.clone(),
@@ -87,6 +92,7 @@ impl Default for Config {
             conductor: ConductorConfig::default(),
             agent: AgentConfig::default(),
             deploy: DeployConfig::default(),
+            iscsi: IscsiConfig::default(),
             inspector: InspectorConfig::default(),
             ipmi: IpmiConfig::default(),
             redfish: RedfishConfig::default(),

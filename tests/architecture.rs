@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ferric-image",
             "ferric-ipmi",
             "ferric-redfish",
+            "ferric-iscsi",
         ],
     ),
     (
@@ -35,11 +36,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("ferric-ipa", &[]),
     ("ferric-image", &[]),
-    ("ferric-agent", &["ferric-ipa", "ferric-image"]),
+    (
+        "ferric-agent",
+        &["ferric-ipa", "ferric-image", "ferric-iscsi"],
+    ),
     ("ferric-ipmi", &[]),
     ("ferric-redfish", &[]),
     ("ferric-lab", &["ferric-ipmi"]),
     ("ferric-netboot", &[]),
+    ("ferric-iscsi", &[]),
 ];
 
 fn root() -> &'static Path {

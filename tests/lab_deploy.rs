@@ -56,14 +56,24 @@ fn enrol(
     index: usize,
     driver: &str,
     mode: &str,
+    deploy_interface: &str,
 ) -> String {
     let name = lab.vm(index, "name");
     let kernel = assets.path("ferric-deploy.kernel").display().to_string();
     let ramdisk = assets.path("ferric-deploy.initramfs").display().to_string();
-    let mut args: Vec<String> = ["node", "create", "--name", &name, "--driver", driver]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "node",
+        "create",
+        "--name",
+        &name,
+        "--driver",
+        driver,
+        "--deploy-interface",
+        deploy_interface,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let info =
         |key: &str, value: String| vec!["--driver-info".to_string(), format!("{key}={value}")];
     match driver {
@@ -152,7 +162,7 @@ fn whole_disk_info(lab: &Lab, assets: &Assets, image: &str) -> Vec<String> {
 }
 
 fn flow_vm0(os: &Openstack, lab: &Lab, assets: &Assets, dir: &Path) {
-    let node = enrol(os, lab, assets, 0, "ipmi", "bios");
+    let node = enrol(os, lab, assets, 0, "ipmi", "bios", "direct");
     make_available(os, &node, "vm0");
     let drive = dir.join("configdrive");
     std::fs::create_dir_all(drive.join("openstack/latest")).unwrap();
@@ -215,22 +225,33 @@ fn flow_vm0(os: &Openstack, lab: &Lab, assets: &Assets, dir: &Path) {
     deploy(os, lab, 0, &node, &info, &[], &marker);
 }
 
+/// The iSCSI deploy: the conductor writes the image onto the VM's disk
+/// through the agent's target, qcow2 then raw.
 fn flow_vm1(os: &Openstack, lab: &Lab, assets: &Assets) {
-    let node = enrol(os, lab, assets, 1, "redfish", "uefi");
+    let node = enrol(os, lab, assets, 1, "redfish", "uefi", "iscsi");
     make_available(os, &node, "vm1");
     let marker = format!(
         "FERRIC-INSTANCE-MARKER {}",
         assets.marker("instance_marker")
     );
-    deploy(
-        os,
-        lab,
-        1,
-        &node,
-        &whole_disk_info(lab, assets, "ferric-test-disk.qcow2"),
-        &[],
-        &marker,
-    );
+    for image in ["ferric-test-disk.qcow2", "ferric-test-disk.raw"] {
+        deploy(
+            os,
+            lab,
+            1,
+            &node,
+            &whole_disk_info(lab, assets, image),
+            &[],
+            &marker,
+        );
+        let history = os.run(&["node", "history", "list", &node, "-f", "value"]);
+        assert!(
+            history.contains("Image written over iSCSI"),
+            "vm1's deploy of {image} did not go over iSCSI: {history}"
+        );
+        os.run(&["node", "undeploy", &node]);
+        os.wait_state(&node, "available", FLOW_LIMIT);
+    }
 }
 
 #[test]

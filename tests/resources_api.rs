@@ -174,7 +174,10 @@ fn drivers_and_conductors_describe_this_ferric() {
     assert_eq!(keys(fake), keys(want));
     assert_eq!(fake["hosts"], json!(["c1"]));
     assert_eq!(fake["default_deploy_interface"], "fake");
-    assert_eq!(fake["enabled_deploy_interfaces"], json!(["fake", "direct"]));
+    assert_eq!(
+        fake["enabled_deploy_interfaces"],
+        json!(["fake", "direct", "iscsi"])
+    );
     assert_eq!(s.get("/v1/drivers/fake-hardware")["name"], "fake-hardware");
     assert_eq!(
         s.get("/v1/drivers/fake-hardware/properties"),

@@ -81,6 +81,8 @@ pub struct Agent {
     pub ironic: Option<IronicClient>,
     /// The command API is served over TLS.
     pub serving_tls: std::sync::atomic::AtomicBool,
+    /// The iSCSI target `iscsi.start_iscsi_target` started, while it runs.
+    pub iscsi: tokio::sync::Mutex<Option<ferric_iscsi::net::target::TargetServer>>,
 }
 
 impl Agent {
@@ -119,6 +121,7 @@ impl Agent {
             log,
             ironic,
             serving_tls: std::sync::atomic::AtomicBool::new(false),
+            iscsi: tokio::sync::Mutex::new(None),
         }))
     }
 

@@ -25,6 +25,11 @@
 //! | | `--power-off-mode auto\|exit\|system` | what `power_off`/`run_image` do; `exit` ends with code 0 for power off, 10 for reboot |
 //! | | `--allow-block-devices` | let disk commands write real devices |
 //! | | `--print-inventory` | print the inventory JSON and exit |
+//!
+//! `ferric-agent iscsi-target --disk FILE --listen ADDR:PORT --iqn IQN
+//! [--lun N] [--chap-user U --chap-secret-file F] [--read-only]` exports a
+//! file or block device as an iSCSI target on its own, until SIGINT or
+//! SIGTERM (see [`IscsiTargetFlags`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,6 +122,45 @@ pub struct Flags {
     /// Log at debug level (kernel: ipa-debug).
     #[arg(long)]
     pub debug: bool,
+    /// A tool instead of the agent.
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+}
+
+/// The agent binary's tools.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Tool {
+    /// Export a file or block device as an iSCSI target until interrupted.
+    IscsiTarget(IscsiTargetFlags),
+}
+
+/// `ferric-agent iscsi-target`: a stable interface for scripts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IscsiTargetFlags {
+    /// The file or block device to export.
+    #[arg(long)]
+    pub disk: PathBuf,
+    /// Address and port of the portal.
+    #[arg(long, default_value = "0.0.0.0:3260")]
+    pub listen: SocketAddr,
+    /// The target's name.
+    #[arg(long)]
+    pub iqn: String,
+    /// The LUN the disk is exported as (Ironic's: 1).
+    #[arg(long, default_value_t = 1)]
+    pub lun: u64,
+    /// Require CHAP from initiators: the user name...
+    #[arg(long, requires = "chap_secret_file")]
+    pub chap_user: Option<String>,
+    /// ...and a file holding the secret (kept off the command line).
+    #[arg(long, requires = "chap_user")]
+    pub chap_secret_file: Option<PathBuf>,
+    /// Refuse writes.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Logical block size in bytes (512 or 4096).
+    #[arg(long, default_value_t = 512)]
+    pub block_size: u32,
 }
 
 /// What standby.power_off does.

@@ -9,7 +9,8 @@
 //! root device hints choose ([`disk`]); the inventory is read from (fake-
 //! able) /proc, /sys and /dev trees ([`inventory`]).
 //!
-//! Architecture invariant: imports only `ferric-ipa` and `ferric-image`.
+//! Architecture invariant: imports only `ferric-ipa`, `ferric-image` and
+//! `ferric-iscsi`.
 
 pub mod agent;
 pub mod config;
@@ -47,6 +48,10 @@ pub fn parse_command(
 /// Runs the agent until a command ends it; returns the command's kind of
 /// shutdown (none when interrupted or only printing the inventory).
 pub async fn run(flags: Flags) -> anyhow::Result<Option<agent::Shutdown>> {
+    if let Some(config::Tool::IscsiTarget(tool)) = &flags.tool {
+        ext::iscsi::run_tool(tool, flags.debug).await?;
+        return Ok(None);
+    }
     let config = Config::load(&flags)?;
     let log = logbuf::LogBuffer::default();
     logbuf::init(&log, config.debug);
@@ -89,6 +94,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<Option<agent::Shutdown>> {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
     server.abort();
+    ext::iscsi::stop(&agent).await;
     tracing::info!("ferric-agent stopped");
     let kind = *shutdown.borrow();
     Ok(kind)

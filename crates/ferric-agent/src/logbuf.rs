@@ -74,6 +74,20 @@ pub fn init(buffer: &LogBuffer, debug: bool) {
         .try_init();
 }
 
+/// Logging to standard error only, for the binary's tools.
+pub fn init_stderr(debug: bool) {
+    let level = if debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use crate::fake::FakeDelays;
 pub struct DriverConfig {
     pub agent: AgentConfig,
     pub deploy: DeployConfig,
+    pub iscsi: IscsiConfig,
     pub inspector: InspectorConfig,
     pub ipmi: crate::ipmi::IpmiConfig,
     pub redfish: crate::redfish::RedfishConfig,
@@ -76,6 +77,38 @@ impl Default for AgentConfig {
             require_tls: false,
             stream_raw_images: true,
             ramdisk_heartbeat_timeout: 300,
+        }
+    }
+}
+
+/// `[iscsi]`: the `iscsi` deploy interface. Ironic's `portal_port`; the rest
+/// is Ferric's: Ironic ran `iscsiadm` and `dd` and had no limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IscsiConfig {
+    /// The TCP port the agent's target listens on.
+    pub portal_port: u16,
+    /// iSCSI deploys writing at once on this conductor; the others wait
+    /// their turn (each holds `queue_depth` writes of up to 2 MiB).
+    pub max_concurrent_deploys: usize,
+    /// WRITE commands in flight per deploy.
+    pub queue_depth: usize,
+    /// The target proves itself to the conductor too (mutual CHAP).
+    pub mutual_chap: bool,
+    /// Seconds to connect and log in, and for any one SCSI command.
+    pub login_timeout: u64,
+    pub command_timeout: u64,
+}
+
+impl Default for IscsiConfig {
+    fn default() -> Self {
+        IscsiConfig {
+            portal_port: 3260,
+            max_concurrent_deploys: 4,
+            queue_depth: 8,
+            mutual_chap: true,
+            login_timeout: 30,
+            command_timeout: 120,
         }
     }
 }

@@ -26,7 +26,7 @@ pub mod pxe;
 pub mod redfish;
 pub mod registry;
 
-pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig};
+pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig, IscsiConfig};
 pub use error::{DriverError, Source};
 pub use fake::{DelayRange, FakeDelays};
 pub use interface::{

@@ -141,6 +141,13 @@ impl Implementations {
             "direct",
             Arc::new(crate::agent::direct::DirectDeploy::new(&config.deploy)),
         );
+        t.deploy.insert(
+            "iscsi",
+            Arc::new(crate::agent::iscsi::IscsiDeploy::new(
+                &config.deploy,
+                &config.iscsi,
+            )),
+        );
         t.management
             .insert("noop", Arc::new(crate::noop::NoopManagement));
         t.inspect.insert(
@@ -291,7 +298,6 @@ impl Implementations {
 /// Interface names later work fills in. Nodes can name them now; they
 /// report themselves unavailable until built.
 const PLANNED: &[(InterfaceKind, &str)] = &[
-    (InterfaceKind::Deploy, "iscsi"),
     (InterfaceKind::Deploy, "ramdisk"),
     (InterfaceKind::Raid, "agent"),
     (InterfaceKind::Vendor, "ipmitool"),
@@ -600,7 +606,7 @@ mod tests {
         let hw = r.hardware_type("fake-hardware").unwrap();
         assert_eq!(
             r.enabled_interfaces(hw, InterfaceKind::Deploy),
-            vec!["fake", "direct"]
+            vec!["fake", "direct", "iscsi"]
         );
     }
 
@@ -608,7 +614,7 @@ mod tests {
     fn planned_interfaces_enrol_but_do_not_compose_into_working_ones() {
         let r = registry();
         let mut n = node("ipmi");
-        n.interfaces.set(InterfaceKind::Deploy, "iscsi");
+        n.interfaces.set(InterfaceKind::Deploy, "ramdisk");
         r.fill_interfaces(&mut n).unwrap();
         let driver = r.compose(&n).unwrap();
         assert!(!driver.interface(InterfaceKind::Deploy).available());

@@ -23,4 +23,4 @@ pub use fetch::{FetchOptions, Fetcher};
 pub use pipeline::{
     fetch_bytes, write_image, ImageFormat, ImageSource, Progress, ProgressSnapshot, WriteReport,
 };
-pub use writer::Target;
+pub use writer::{BlockDevice, DiskWriter, FileDevice, Target};

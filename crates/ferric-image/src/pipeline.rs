@@ -190,9 +190,21 @@ impl Fetcher {
         target: &Target,
         progress: &Progress,
     ) -> Result<WriteReport, ImageError> {
+        allowed_content(source.disk_format.as_deref())?;
+        let writer = DiskWriter::open(target, progress.clone())?;
+        self.write_image_with(source, writer, progress).await
+    }
+
+    /// Downloads, verifies and writes an image through an open writer (onto any
+    /// [`crate::BlockDevice`], a remote disk included).
+    pub async fn write_image_with(
+        &self,
+        source: &ImageSource,
+        writer: DiskWriter,
+        progress: &Progress,
+    ) -> Result<WriteReport, ImageError> {
         let allowed = allowed_content(source.disk_format.as_deref())?;
         let expected = self.resolve_checksum(source).await?;
-        let writer = DiskWriter::open(target, progress.clone())?;
         let hasher = expected.as_ref().map(|(a, _)| Hasher::new(*a));
         let mut download = self.open(&source.urls, hasher).await?;
         let total = download.total_len();

@@ -1,6 +1,7 @@
-//! Writing a disk image into a target: a byte range of a file or block device, in large
-//! positioned writes, never outside the range, skipping all-zero blocks only where the
-//! target is known to read back zeros, and fsync at the end.
+//! Writing a disk image into a target: a byte range of a file or block device (or of
+//! any [`BlockDevice`], such as a remote disk over iSCSI), in large positioned writes,
+//! never outside the range, skipping all-zero blocks only where the target is known to
+//! read back zeros, and a flush to stable storage at the end.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
@@ -34,35 +35,36 @@ impl Target {
     }
 }
 
-/// What the writer did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    pub written: u64,
-    pub zeros_skipped: u64,
+/// Where a [`DiskWriter`] puts its bytes: a local file or block device ([`FileDevice`]),
+/// or a remote disk. A remote device may complete writes later (it keeps several in
+/// flight); `sync` returns once every earlier write is on stable storage, or the first
+/// error of any of them. Error texts are details; the writer adds the device's name.
+pub trait BlockDevice: Send {
+    /// Names the device in errors: a path, an iSCSI target and LUN.
+    fn name(&self) -> String;
+    /// Its size in bytes.
+    fn size(&self) -> u64;
+    /// Writes `bytes` at byte `offset` (inside `size()`).
+    fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<(), String>;
+    /// Makes the whole device read as zeros if that is cheap (truncating a file,
+    /// unmapping a thin disk); `Ok(false)` when it cannot, and then zeros are written.
+    fn zero_all(&mut self) -> Result<bool, String>;
+    /// Waits for every write to reach stable storage.
+    fn sync(&mut self) -> Result<(), String>;
 }
 
-/// An open target. Offsets given to it are relative to the target's start.
+/// A file or a local block device.
 #[derive(Debug)]
-pub struct DiskWriter {
+pub struct FileDevice {
     file: File,
     path: PathBuf,
-    /// Absolute offset of the target's first byte.
-    base: u64,
-    length: u64,
-    whole_regular_file: bool,
-    reads_zeros: bool,
-    buf: Vec<u8>,
-    buf_start: u64,
-    zero_buf: Vec<u8>,
-    stats: WriteStats,
-    progress: Progress,
-    no_length_hint: bool,
+    size: u64,
+    is_block: bool,
 }
 
-impl DiskWriter {
-    /// Opens the target and checks its range lies inside the file or device. Writes nothing.
-    pub fn open(target: &Target, progress: Progress) -> Result<Self, ImageError> {
-        let path = &target.path;
+impl FileDevice {
+    /// Opens a regular file or block device for writing.
+    pub fn open(path: &Path) -> Result<Self, ImageError> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -84,13 +86,110 @@ impl DiskWriter {
         } else {
             meta.len()
         };
-        let length = target_length(target, size)?;
-        Ok(DiskWriter {
+        Ok(FileDevice {
             file,
-            path: path.clone(),
+            path: path.to_path_buf(),
+            size,
+            is_block,
+        })
+    }
+}
+
+impl BlockDevice for FileDevice {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<(), String> {
+        self.file.write_all_at(bytes, offset).map_err(|e| {
+            format!(
+                "write of {} bytes at byte {offset} failed: {e}",
+                bytes.len()
+            )
+        })
+    }
+
+    /// A regular file is truncated and extended back; a block device is not zeroed.
+    fn zero_all(&mut self) -> Result<bool, String> {
+        if self.is_block {
+            return Ok(false);
+        }
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.set_len(self.size))
+            .map_err(|e| format!("cannot zero by truncation: {e}"))?;
+        Ok(true)
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        self.file
+            .sync_all()
+            .map_err(|e| format!("fsync failed: {e}"))
+    }
+}
+
+/// What the writer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub written: u64,
+    pub zeros_skipped: u64,
+}
+
+/// An open target. Offsets given to it are relative to the target's start.
+pub struct DiskWriter {
+    device: Box<dyn BlockDevice>,
+    path: PathBuf,
+    /// Absolute offset of the target's first byte.
+    base: u64,
+    length: u64,
+    whole_device: bool,
+    reads_zeros: bool,
+    buf: Vec<u8>,
+    buf_start: u64,
+    zero_buf: Vec<u8>,
+    stats: WriteStats,
+    progress: Progress,
+    no_length_hint: bool,
+}
+
+impl std::fmt::Debug for DiskWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskWriter")
+            .field("device", &self.path)
+            .field("base", &self.base)
+            .field("length", &self.length)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiskWriter {
+    /// Opens the target and checks its range lies inside the file or device. Writes nothing.
+    pub fn open(target: &Target, progress: Progress) -> Result<Self, ImageError> {
+        let device = FileDevice::open(&target.path)?;
+        Self::on_device(Box::new(device), target, progress)
+    }
+
+    /// A writer onto `device`, confined to the range `target` names (its path is only
+    /// checked against nothing here: the device is already open).
+    pub fn on_device(
+        device: Box<dyn BlockDevice>,
+        target: &Target,
+        progress: Progress,
+    ) -> Result<Self, ImageError> {
+        let size = device.size();
+        let path = PathBuf::from(device.name());
+        let length = target_length(&path, target, size)?;
+        Ok(DiskWriter {
+            device,
+            path,
             base: target.offset,
             length,
-            whole_regular_file: !is_block && target.offset == 0 && length == size,
+            whole_device: target.offset == 0 && length == size,
             reads_zeros: false,
             buf: Vec::new(),
             buf_start: 0,
@@ -112,8 +211,8 @@ impl DiskWriter {
     }
 
     /// Makes the target ready for an image of `size` bytes: refuses one that does not fit;
-    /// a whole regular file is truncated and extended back so that it reads as zeros and
-    /// zero blocks need no writing. Call before the first write.
+    /// a whole device that can be zeroed cheaply (a regular file is truncated and
+    /// extended back) is, so that zero blocks need no writing. Call before the first write.
     pub fn prepare(&mut self, size: Option<u64>) -> Result<(), ImageError> {
         if let Some(size) = size {
             if size > self.length {
@@ -126,14 +225,11 @@ impl DiskWriter {
         } else {
             self.no_length_hint = true;
         }
-        if self.whole_regular_file {
-            self.file
-                .set_len(0)
-                .and_then(|()| self.file.set_len(self.length))
-                .map_err(|e| {
-                    ImageError::target(&self.path, format!("cannot zero by truncation: {e}"))
-                })?;
-            self.reads_zeros = true;
+        if self.whole_device {
+            self.reads_zeros = self
+                .device
+                .zero_all()
+                .map_err(|e| ImageError::target(&self.path, e))?;
         }
         Ok(())
     }
@@ -248,26 +344,20 @@ impl DiskWriter {
 
     fn pwrite(&mut self, offset: u64, bytes: &[u8]) -> Result<(), ImageError> {
         let absolute = self.base + offset;
-        self.file.write_all_at(bytes, absolute).map_err(|e| {
-            ImageError::target(
-                &self.path,
-                format!(
-                    "write of {} bytes at byte {absolute} failed: {e}",
-                    bytes.len()
-                ),
-            )
-        })?;
+        self.device
+            .write_at(bytes, absolute)
+            .map_err(|e| ImageError::target(&self.path, e))?;
         self.stats.written += bytes.len() as u64;
         self.progress.add_written(bytes.len() as u64);
         Ok(())
     }
 
-    /// Flushes and fsyncs; the image is on the disk when this returns `Ok`.
+    /// Flushes and syncs; the image is on the disk when this returns `Ok`.
     pub fn finish(mut self) -> Result<WriteStats, ImageError> {
         self.flush()?;
-        self.file
-            .sync_all()
-            .map_err(|e| ImageError::target(&self.path, format!("fsync failed: {e}")))?;
+        self.device
+            .sync()
+            .map_err(|e| ImageError::target(&self.path, e))?;
         Ok(self.stats)
     }
 
@@ -276,8 +366,7 @@ impl DiskWriter {
     }
 }
 
-fn target_length(target: &Target, size: u64) -> Result<u64, ImageError> {
-    let path: &Path = &target.path;
+fn target_length(path: &Path, target: &Target, size: u64) -> Result<u64, ImageError> {
     if target.offset > size {
         return Err(ImageError::target(
             path,

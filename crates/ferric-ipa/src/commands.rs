@@ -9,7 +9,8 @@
 //! "Invalid command parameters: ...".
 //!
 //! The extensions known here are the ones Ferric's agent implements:
-//! `clean`, `deploy`, `standby`, `image` and `log`.
+//! `clean`, `deploy`, `standby`, `image`, `log` and `iscsi` (IPA removed its
+//! iSCSI extension in 2021; Ferric keeps it, with CHAP).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -21,7 +22,39 @@ use crate::image_info::{CacheImageParams, PrepareImageParams};
 use crate::steps::{ExecuteStepParams, GetStepsParams, StepKind};
 
 /// The extensions this crate knows.
-pub const EXTENSIONS: &[&str] = &["clean", "deploy", "standby", "image", "log"];
+pub const EXTENSIONS: &[&str] = &["clean", "deploy", "standby", "image", "log", "iscsi"];
+
+/// The IQN prefix Ironic gave a node's target: `iqn.2008-10.org.openstack:NODE_UUID`.
+pub const OPENSTACK_IQN_PREFIX: &str = "iqn.2008-10.org.openstack:";
+
+/// `iscsi.start_iscsi_target` params: IPA's (`iqn`, `wipe_disk_metadata`,
+/// `portal_port`) and Ferric's CHAP credentials. With `chap_username` and
+/// `chap_secret` the target accepts only initiators that prove the secret;
+/// with the `mutual_*` pair too, it proves its own to them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StartIscsiTargetParams {
+    /// The target's name; IPA generates `iqn.2008-10.org.openstack:<uuid>`.
+    #[serde(default)]
+    pub iqn: Option<String>,
+    /// Destroy the disk's partition tables and signatures before exporting it.
+    #[serde(default)]
+    pub wipe_disk_metadata: bool,
+    /// TCP port of the portal (3260 when absent).
+    #[serde(default)]
+    pub portal_port: Option<u16>,
+    /// The user name an initiator must log in with (Ferric's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chap_username: Option<String>,
+    /// The secret it must prove (Ferric's; at least 12 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chap_secret: Option<crate::Secret>,
+    /// The name the target proves itself under (mutual CHAP, Ferric's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual_chap_username: Option<String>,
+    /// The target's own secret (mutual CHAP, Ferric's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual_chap_secret: Option<crate::Secret>,
+}
 
 /// `image.install_bootloader` params.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -70,6 +103,8 @@ pub enum Command {
     InstallBootloader(InstallBootloaderParams),
     /// `log.collect_system_logs` (synchronous).
     CollectSystemLogs,
+    /// `iscsi.start_iscsi_target` (synchronous).
+    StartIscsiTarget(StartIscsiTargetParams),
 }
 
 impl Command {
@@ -88,6 +123,7 @@ impl Command {
             Self::GetPartitionUuids => "standby.get_partition_uuids",
             Self::InstallBootloader(_) => "image.install_bootloader",
             Self::CollectSystemLogs => "log.collect_system_logs",
+            Self::StartIscsiTarget(_) => "iscsi.start_iscsi_target",
         }
     }
 
@@ -101,7 +137,11 @@ impl Command {
     pub fn is_async(&self) -> bool {
         !matches!(
             self,
-            Self::GetSteps(..) | Self::Sync | Self::GetPartitionUuids | Self::CollectSystemLogs
+            Self::GetSteps(..)
+                | Self::Sync
+                | Self::GetPartitionUuids
+                | Self::CollectSystemLogs
+                | Self::StartIscsiTarget(_)
         )
     }
 
@@ -138,6 +178,7 @@ impl Command {
             ("standby", "get_partition_uuids") => Self::GetPartitionUuids,
             ("image", "install_bootloader") => Self::InstallBootloader(typed(p)?),
             ("log", "collect_system_logs") => Self::CollectSystemLogs,
+            ("iscsi", "start_iscsi_target") => Self::StartIscsiTarget(typed(p)?),
             _ => return Err(unknown()),
         })
     }
@@ -150,6 +191,7 @@ impl Command {
             Self::PrepareImage(p) => to_map(p),
             Self::CacheImage(p) => to_map(p),
             Self::InstallBootloader(p) => to_map(p),
+            Self::StartIscsiTarget(p) => to_map(p),
             Self::PowerOff
             | Self::RunImage
             | Self::Sync
@@ -253,6 +295,12 @@ mod tests {
                 true,
             ),
             ("log.collect_system_logs", json!({}), false),
+            (
+                "iscsi.start_iscsi_target",
+                json!({"iqn": "iqn.2008-10.org.openstack:u", "portal_port": 3260,
+                       "wipe_disk_metadata": true, "chap_username": "u", "chap_secret": "s3cret-s3cret"}),
+                false,
+            ),
         ];
         for (name, params, is_async) in cases {
             let command = Command::from_request(&request(name, params)).unwrap();
@@ -264,6 +312,38 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn iscsi_params_are_ipas_and_the_secret_is_masked() {
+        let ipa = Command::from_request(&request(
+            "iscsi.start_iscsi_target",
+            json!({"iqn": "iqn.x:y", "portal_port": 3260, "wipe_disk_metadata": false}),
+        ))
+        .unwrap();
+        let Command::StartIscsiTarget(p) = ipa else {
+            panic!("not start_iscsi_target: {ipa:?}")
+        };
+        assert_eq!(p.iqn.as_deref(), Some("iqn.x:y"));
+        assert_eq!(p.portal_port, Some(3260));
+        assert!(p.chap_secret.is_none());
+        let with_chap = Command::from_request(&request(
+            "iscsi.start_iscsi_target",
+            json!({"chap_username": "ferric", "chap_secret": "very-secret-value"}),
+        ))
+        .unwrap();
+        assert!(!format!("{with_chap:?}").contains("very-secret-value"));
+        let wire = serde_json::to_string(&with_chap.to_request().params).unwrap();
+        assert!(
+            wire.contains("very-secret-value"),
+            "the wire carries it: {wire}"
+        );
+        let bad_port = Command::from_request(&request(
+            "iscsi.start_iscsi_target",
+            json!({"portal_port": 70000}),
+        ))
+        .unwrap_err();
+        assert_eq!(bad_port.code, 400);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The commands, as IPA's extensions: `clean`, `deploy` ([`steps`]),
-//! `standby` ([`standby`]), `image` ([`bootloader`]) and `log` ([`logs`]).
+//! `standby` ([`standby`]), `image` ([`bootloader`]), `log` ([`logs`]) and
+//! `iscsi` ([`iscsi`]).
 //! [`execute`] starts a typed command with IPA's sync/async semantics.
 
 pub mod bootloader;
 pub mod erase;
+pub mod iscsi;
 pub mod logs;
 pub mod standby;
 pub mod steps;
@@ -68,6 +70,7 @@ async fn run_sync(agent: &Arc<Agent>, command: Command) -> Result<Value, RestErr
         }
         Command::GetPartitionUuids => Ok(standby::partition_uuids(agent)),
         Command::CollectSystemLogs => logs::collect(agent).await,
+        Command::StartIscsiTarget(params) => iscsi::start(agent, params).await,
         other => Err(RestError::new(
             ferric_ipa::ErrorKind::CommandExecution,
             format!("{} is not a synchronous command", other.name()),

@@ -242,6 +242,25 @@ fn image_info(node: &Node, stream_raw_images: bool) -> Value {
     Value::Object(info)
 }
 
+/// The image the conductor itself writes (the `iscsi` deploy): the URL
+/// `write_image` would give the agent, and the checksum by Ironic's precedence.
+pub(crate) fn image_source(node: &Node) -> Result<ferric_image::ImageSource, String> {
+    let url = info_str(node, "image_url")
+        .or_else(|| info_str(node, "image_source"))
+        .ok_or("instance_info has no image_source")?;
+    let checksum = ferric_image::ExpectedChecksum::from_image_info(
+        info_str(node, "image_checksum"),
+        info_str(node, "image_os_hash_algo"),
+        info_str(node, "image_os_hash_value"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(ferric_image::ImageSource {
+        urls: vec![url.to_owned()],
+        checksum,
+        disk_format: info_str(node, "image_disk_format").map(str::to_owned),
+    })
+}
+
 fn capability(node: &Node, key: &str) -> Option<String> {
     node.instance_info
         .get("capabilities")

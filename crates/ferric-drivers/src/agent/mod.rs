@@ -1,5 +1,5 @@
 //! Interfaces that work through the node's agent (ironic-python-agent or
-//! `ferric-agent`): the `direct` deploy and the `agent` inspection, and
+//! `ferric-agent`): the `direct` and `iscsi` deploys and the `agent` inspection, and
 //! what they share (Ironic's `agent_base`): the agent's steps, running them
 //! in-band, reading how they went from the agent's command list, fast
 //! track.
@@ -7,6 +7,8 @@
 pub mod client;
 pub mod direct;
 pub mod inspect;
+pub mod iscsi;
+mod iscsi_disk;
 
 use chrono::{NaiveDateTime, Utc};
 use ferric_core::{InterfaceKind, Node, PowerState, ProvisionState as S};
