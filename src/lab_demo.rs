@@ -7,7 +7,8 @@
 //! deploy's timeline (power on, DHCP, ramdisk fetched, agent lookup, image
 //! written, reboot, active, marker) and exits 0 only if every node became
 //! active and its marker was seen. A stable interface: scripts outside the repo use
-//! its flags, its exit code and its `--json` output.
+//! its flags, its exit code and its `--json` output, which is also written to
+//! `DIR/report.json` whether or not `--json` is given.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,8 +133,13 @@ pub fn run(args: DemoArgs) -> Result<bool> {
         }
     }
     let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
+    let document = report.document(error.is_none(), error.clone());
+    let saved = args.dir.join("report.json");
+    if let Err(e) = std::fs::write(&saved, format!("{document}\n")) {
+        eprintln!("ferric lab demo: cannot write {}: {e}", saved.display());
+    }
     if args.json {
-        println!("{}", report.document(error.is_none(), error.clone()));
+        println!("{document}");
     } else if let Some(error) = &error {
         eprintln!("ferric lab demo failed: {error}");
     } else {
@@ -223,7 +229,7 @@ fn lab_up(args: &DemoArgs) -> Result<LabRecord> {
         memory_mib: 512,
         disk_size: "8G".into(),
         uefi: args.uefi,
-        accel: "auto".into(),
+        accel: "tcg".into(),
         deploy_kernel: None,
         deploy_ramdisk: None,
     };

@@ -222,9 +222,10 @@ def test_a_whole_deploy_through_the_virtual_bmc(rig, image, protocol):
     assert "password" not in server.log_tail(2000).replace("redfish_password", "").replace("ipmi_password", "")
 
 
-def enroll_real_driver(cli: Cli, lab: Lab, name: str, protocol: str, ramdisk: Path) -> str:
+def enroll_real_driver(cli: Cli, lab: Lab, name: str, protocol: str, ramdisk: Path, deploy: str | None = None) -> str:
     """A node of the `ipmi` or `redfish` hardware type on its defaults: the
-    `ipxe` boot interface and the `direct` deploy."""
+    `ipxe` boot interface and the `direct` deploy, or the deploy named (the
+    seed flow's `node create --driver ipmi --deploy-interface iscsi`)."""
     m = lab.machines[name]
     if protocol == "ipmi":
         info = {"ipmi_address": "127.0.0.1", "ipmi_port": m["ipmi_port"], "ipmi_username": "admin",
@@ -234,15 +235,17 @@ def enroll_real_driver(cli: Cli, lab: Lab, name: str, protocol: str, ramdisk: Pa
                 "redfish_username": "admin", "redfish_password": "password"}
     info |= {"deploy_kernel": f"file://{ramdisk / 'deploy.kernel'}", "deploy_ramdisk": str(ramdisk / "deploy.initramfs")}
     args = [arg for key, value in info.items() for arg in ("--driver-info", f"{key}={value}")]
+    if deploy:
+        args += ["--deploy-interface", deploy]
     node = cli.json("node", "create", "--driver", protocol, "--name", f"ipxe-{protocol}",
                     "--property", "capabilities=boot_mode:bios", *args)
-    assert node["boot_interface"] == "ipxe" and node["deploy_interface"] == "direct", node
+    assert node["boot_interface"] == "ipxe" and node["deploy_interface"] == (deploy or "direct"), node
     cli.ok("port", "create", m["mac"], "--node", node["uuid"])
     return node["uuid"]
 
 
-@pytest.mark.parametrize("protocol", ["ipmi", "redfish"])
-def test_a_deploy_network_boots_through_ferric_s_own_boot_config(rig, image, protocol, tmp_path):
+@pytest.mark.parametrize("protocol,deploy", [("ipmi", None), ("redfish", None), ("ipmi", "iscsi")])
+def test_a_deploy_network_boots_through_ferric_s_own_boot_config(rig, image, protocol, deploy, tmp_path):
     """The machine's firmware (the lab's) reads the iPXE script Ferric's
     `ipxe` interface wrote and Ferric's HTTP boot server serves, loads the
     kernel and ramdisk it names, and runs the agent with the script's
@@ -251,7 +254,7 @@ def test_a_deploy_network_boots_through_ferric_s_own_boot_config(rig, image, pro
     raw, images = image
     (tmp_path / "deploy.kernel").write_bytes(os.urandom(300_000))
     (tmp_path / "deploy.initramfs").write_bytes(os.urandom(1_200_000))
-    uuid = enroll_real_driver(cli, lab, "m1", protocol, tmp_path)
+    uuid = enroll_real_driver(cli, lab, "m1", protocol, tmp_path, deploy)
     validation = cli.json("node", "validate", uuid)
     assert {v["Interface"]: v["Result"] for v in validation}["boot"] is True, validation
 
@@ -285,9 +288,12 @@ def test_a_deploy_network_boots_through_ferric_s_own_boot_config(rig, image, pro
     assert lab.machine("m1")["last_boot_config"]["loaded"] == "agent"
     history = server.api("GET", f"/v1/nodes/{uuid}/history")[1]["history"]
     assert not [h for h in history if h["severity"] == "ERROR"], history
+    written_over_iscsi = any(h["event"].startswith("Image written over iSCSI") for h in history)
+    assert written_over_iscsi == (deploy == "iscsi"), history
 
 
-def test_netboot_keeps_booting_the_instance_through_ferric_s_config(rig, image, tmp_path):
+@pytest.mark.parametrize("deploy", ["direct", "iscsi"])
+def test_netboot_keeps_booting_the_instance_through_ferric_s_config(rig, image, tmp_path, deploy):
     """`boot_option: netboot`: the node keeps network-booting; with a
     whole-disk image its script boots the local disk (iPXE `sanboot`), and
     the BMC's boot device stays PXE."""
@@ -298,11 +304,14 @@ def test_netboot_keeps_booting_the_instance_through_ferric_s_config(rig, image, 
     uuid = enroll_real_driver(cli, lab, "m1", "ipmi", tmp_path)
     cli.move(uuid, "manage", "manageable")
     cli.move(uuid, "provide", "available")
+    cli.ok("node", "set", uuid, "--deploy-interface", deploy)
     cli.ok("node", "set", uuid, "--instance-info", f"image_source={images.url('disk.raw')}",
            "--instance-info", "image_os_hash_algo=sha256", "--instance-info", f"image_os_hash_value={sha256_of(raw)}",
            "--instance-info", "capabilities={\"boot_option\": \"netboot\"}")
     cli.ok("node", "deploy", uuid)
     server.wait_for_node(uuid, lambda n: n["provision_state"] == "active" and n["reservation"] is None, "active", 240)
+    with open(lab.machines["m1"]["disk"], "rb") as disk:
+        assert disk.read(raw.stat().st_size) == raw.read_bytes()
     m = lab.machine("m1")
     assert m["last_boot"] == "disk" and m["last_boot_config"]["loaded"] == "disk", m
     with urllib.request.urlopen(m["last_boot_config"]["config_url"], timeout=5) as r:

@@ -11,8 +11,10 @@ what Ferric and the stock client do.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,26 @@ def walkthroughs() -> list[tuple[str, str, list[str]]]:
     return found
 
 
+def lab_demo_report(home: Path) -> None:
+    """`ferric lab demo` also wrote its JSON report: every phase timed, the
+    deploy's timeline complete and in order, and nothing of the lab left."""
+    report = json.loads((home / "demo" / "report.json").read_text())
+    assert report["ok"] is True, report
+    for phase in ("build", "lab up", "serve", "enrol and manage", "cleaning", "deploy and boot"):
+        assert isinstance(report["phases"].get(phase), (int, float)), (phase, report)
+    order = ["ramdisk boot (power on)", "DHCP (first ACK)", "deploy ramdisk fetched", "agent lookup",
+             "image write started", "image written", "rebooted into the instance", "active",
+             "marker on the console"]
+    times = [report["deploy_timeline"][m] for m in order]
+    assert times == sorted(times), report
+    assert not Path("/run/netns/ferric-demo-readme").exists(), "the lab's namespace is left"
+    assert not (home / "demo" / "lab").exists(), "the lab's directory is left"
+
+
+# Checks run after a walkthrough, on what it left.
+AFTERWARDS = {"lab demo": lab_demo_report}
+
+
 @pytest.mark.parametrize("name,body,args", walkthroughs(), ids=[n for n, _, _ in walkthroughs()])
 def test_walkthrough_runs_verbatim(name: str, body: str, args: list[str], workdir: Path) -> None:
     server = FerricServer(workdir, "walkthrough-" + re.sub(r"\W+", "-", name), {})
@@ -48,12 +70,26 @@ def test_walkthrough_runs_verbatim(name: str, body: str, args: list[str], workdi
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "FERRIC_"))}
         agent_bin = str(agent_binary().parent)
         env.update(HOME=str(home), PATH=f"{client_bin}:{agent_bin}:{env.get('PATH', '')}", PYTHONWARNINGS="ignore")
-        proc = subprocess.run(
+        # Its own session, so whatever it left running in the background (a
+        # failed walkthrough never reaches its `kill`) is stopped with it.
+        child = subprocess.Popen(
             ["bash", "-e", "-u", "-o", "pipefail", "-x", str(script)],
-            cwd=home, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+            cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL, start_new_session=True,
         )
+        try:
+            out, err = child.communicate(timeout=600)
+        finally:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
+        proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
         sys.stdout.write(proc.stdout)
         sys.stdout.write(proc.stderr)
         assert proc.returncode == 0, f"walkthrough {name!r} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+        if name in AFTERWARDS:
+            AFTERWARDS[name](home)
     finally:
         server.stop()

@@ -62,7 +62,12 @@ impl MetadataReport {
 /// Clears partition tables and file system, RAID and encryption
 /// signatures on `path` (a disk or an image file).
 pub fn destroy_metadata(path: &Path) -> Result<MetadataReport, EraseError> {
-    let disk = Disk::open(path)?;
+    destroy_metadata_on(&Disk::open(path)?)
+}
+
+/// [`destroy_metadata`] on an open disk (a remote one included).
+pub fn destroy_metadata_on(disk: &Disk) -> Result<MetadataReport, EraseError> {
+    let path = disk.path();
     let size = disk.size();
     // A damaged table is no reason to stop: the disk-level regions go
     // anyway, and they hold the table.
@@ -75,7 +80,7 @@ pub fn destroy_metadata(path: &Path) -> Result<MetadataReport, EraseError> {
         .flat_map(|t| t.partitions.iter())
         .map(|p| (p.offset, p.length))
         .collect();
-    let extra = stale_gpt_regions(&disk);
+    let extra = stale_gpt_regions(disk);
     let regions = metadata_regions(size, &partitions, &extra);
     for &(offset, len) in &regions {
         disk.zero(offset, len)?;

@@ -2,11 +2,15 @@
 //! any [`BlockDevice`], such as a remote disk over iSCSI), in large positioned writes,
 //! never outside the range, skipping all-zero blocks only where the target is known to
 //! read back zeros, and a flush to stable storage at the end.
+//!
+//! A [`SharedDevice`] lets the partition code and a writer confined to one partition
+//! take turns on the same device.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::ImageError;
 use crate::pipeline::Progress;
@@ -38,12 +42,15 @@ impl Target {
 /// Where a [`DiskWriter`] puts its bytes: a local file or block device ([`FileDevice`]),
 /// or a remote disk. A remote device may complete writes later (it keeps several in
 /// flight); `sync` returns once every earlier write is on stable storage, or the first
-/// error of any of them. Error texts are details; the writer adds the device's name.
+/// error of any of them, and a read sees every earlier write. Error texts are details;
+/// the writer adds the device's name.
 pub trait BlockDevice: Send {
     /// Names the device in errors: a path, an iSCSI target and LUN.
     fn name(&self) -> String;
     /// Its size in bytes.
     fn size(&self) -> u64;
+    /// Fills `buf` from byte `offset` (the range inside `size()`).
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<(), String>;
     /// Writes `bytes` at byte `offset` (inside `size()`).
     fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<(), String>;
     /// Makes the whole device read as zeros if that is cheap (truncating a file,
@@ -104,6 +111,12 @@ impl BlockDevice for FileDevice {
         self.size
     }
 
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<(), String> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| format!("read of {} bytes at byte {offset} failed: {e}", buf.len()))
+    }
+
     fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<(), String> {
         self.file.write_all_at(bytes, offset).map_err(|e| {
             format!(
@@ -129,6 +142,66 @@ impl BlockDevice for FileDevice {
         self.file
             .sync_all()
             .map_err(|e| format!("fsync failed: {e}"))
+    }
+}
+
+/// One [`BlockDevice`] for several users taking turns (the partition code, then a
+/// [`DiskWriter`] confined to a partition, then the partition code again): clones
+/// share the device, and each call holds it for its duration.
+#[derive(Clone)]
+pub struct SharedDevice {
+    device: Arc<Mutex<Box<dyn BlockDevice>>>,
+    name: String,
+    size: u64,
+}
+
+impl std::fmt::Debug for SharedDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDevice")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedDevice {
+    pub fn new(device: Box<dyn BlockDevice>) -> Self {
+        SharedDevice {
+            name: device.name(),
+            size: device.size(),
+            device: Arc::new(Mutex::new(device)),
+        }
+    }
+
+    /// A panic in another user leaves the device as usable as an I/O error would.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Box<dyn BlockDevice>> {
+        self.device.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl BlockDevice for SharedDevice {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<(), String> {
+        self.lock().read_at(buf, offset)
+    }
+
+    fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<(), String> {
+        self.lock().write_at(bytes, offset)
+    }
+
+    fn zero_all(&mut self) -> Result<bool, String> {
+        self.lock().zero_all()
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        self.lock().sync()
     }
 }
 
@@ -492,6 +565,49 @@ mod tests {
             err.contains("no length") && err.contains("at byte 10"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_file_device_reads_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(&dir, "disk", &[0u8; 8192]);
+        let mut device = FileDevice::open(&path).unwrap();
+        device.write_at(&[7, 8, 9], 4095).unwrap();
+        let mut buf = [0u8; 5];
+        device.read_at(&mut buf, 4094).unwrap();
+        assert_eq!(buf, [0, 7, 8, 9, 0]);
+        let err = device.read_at(&mut buf, 8190).unwrap_err();
+        assert!(
+            err.starts_with("read of 5 bytes at byte 8190 failed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn clones_of_a_shared_device_take_turns_on_one_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(&dir, "disk", &[0xee; 4096]);
+        let shared = SharedDevice::new(Box::new(FileDevice::open(&path).unwrap()));
+        assert_eq!(shared.size(), 4096);
+        assert_eq!(shared.name(), path.display().to_string());
+        let target = Target {
+            path: PathBuf::from(shared.name()),
+            offset: 1024,
+            length: Some(1024),
+        };
+        let mut w =
+            DiskWriter::on_device(Box::new(shared.clone()), &target, Progress::default()).unwrap();
+        w.prepare(Some(1024)).unwrap();
+        assert!(!w.reads_zeros(), "a partition is never truncated");
+        w.write_at(0, &[1; 1024]).unwrap();
+        assert!(w.write_at(1024, &[1]).is_err());
+        w.finish().unwrap();
+        let mut other = shared.clone();
+        let mut buf = [0u8; 4];
+        other.read_at(&mut buf, 1022).unwrap();
+        assert_eq!(buf, [0xee, 0xee, 1, 1]);
+        other.read_at(&mut buf, 2046).unwrap();
+        assert_eq!(buf, [1, 1, 0xee, 0xee]);
     }
 
     #[test]

@@ -37,9 +37,9 @@ pub struct UpArgs {
     /// Boot the VMs with UEFI (OVMF) rather than BIOS (SeaBIOS).
     #[arg(long)]
     pub uefi: bool,
-    /// qemu's accelerator: `auto` uses KVM if a probe VM starts with it,
-    /// else TCG.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    /// qemu's accelerator: TCG by default (it works everywhere); `auto` uses
+    /// KVM if a probe VM gets through its firmware and iPXE with it.
+    #[arg(long, default_value = "tcg", value_parser = ["auto", "kvm", "tcg"])]
     pub accel: String,
     /// The deploy kernel to put in the printed enrolment.
     #[arg(long)]
@@ -343,8 +343,9 @@ fn machines_file(args: &UpArgs, host_ip: Ipv4Addr, vms: &[VmRecord], accel: &str
     text
 }
 
-/// `kvm` or `tcg`; `auto` is `kvm` only if a probe VM starts with KVM
-/// (a /dev/kvm can be there and fail at the first vCPU).
+/// `kvm` or `tcg`; `auto` is `kvm` only if a probe VM runs its firmware and
+/// the NIC's iPXE ROM with KVM (a /dev/kvm can be there and fail at the
+/// first vCPU, or later, in real-mode code KVM cannot emulate).
 fn resolve_accel(wanted: &str) -> String {
     match wanted {
         "kvm" => "kvm".into(),
@@ -353,44 +354,110 @@ fn resolve_accel(wanted: &str) -> String {
     }
 }
 
-/// Starts a paused q35 VM with KVM and quits it over QMP: true if it ran.
+/// How long the probe VM may take to reach iPXE's prompt, and how long it
+/// must then keep running.
+const KVM_PROBE_PROMPT: Duration = Duration::from_secs(15);
+const KVM_PROBE_AFTER: Duration = Duration::from_secs(4);
+
+/// Boots a VM as the lab's are (q35, SeaBIOS with its serial console, a
+/// virtio NIC with Debian's iPXE ROM, on a restricted user network: nothing
+/// leaves it) with KVM: usable if iPXE reaches its prompt in time and the VM
+/// still runs a few seconds later. Seen here: KVM that starts a VM but stalls
+/// in iPXE's real-mode code, or stops with an emulation failure after it.
 fn kvm_usable() -> bool {
-    use std::io::Write;
     let openable = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
         .is_ok();
-    if !openable {
+    let rom = Path::new("/usr/lib/ipxe/qemu/pxe-virtio.rom");
+    if !openable || !rom.exists() {
+        return false;
+    }
+    let Ok(dir) = tempfile::tempdir() else {
+        return false;
+    };
+    let (serial, sercon) = (dir.path().join("serial"), dir.path().join("sercon"));
+    if std::fs::write(&sercon, 0x3f8u16.to_le_bytes()).is_err() {
         return false;
     }
     let child = Command::new("qemu-system-x86_64")
         .args([
-            "-accel", "kvm", "-machine", "q35", "-cpu", "max", "-m", "64",
+            "-accel", "kvm", "-machine", "q35", "-cpu", "max", "-m", "256",
         ])
-        .args(["-nodefaults", "-display", "none", "-S", "-qmp", "stdio"])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-qmp",
+            "stdio",
+            "-boot",
+            "n",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-fw_cfg")
+        .arg(format!("name=etc/sercon-port,file={}", sercon.display()))
+        .args(["-netdev", "user,id=probe,restrict=on", "-device"])
+        .arg(format!(
+            "virtio-net-pci,disable-legacy=on,netdev=probe,romfile={}",
+            rom.display()
+        ))
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();
     let Ok(mut child) = child else {
         return false;
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n");
+    let prompted = wait_for_text(
+        &serial,
+        "Press Ctrl-B for the iPXE command line",
+        KVM_PROBE_PROMPT,
+    );
+    if prompted {
+        std::thread::sleep(KVM_PROBE_AFTER);
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status.success(),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
+    let running = prompted && qmp_says_running(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+fn wait_for_text(path: &Path, text: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let seen = std::fs::read(path).unwrap_or_default();
+        if String::from_utf8_lossy(&seen).contains(text) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Asks the probe's QMP for its status and quits it; true if it was running.
+fn qmp_says_running(child: &mut std::process::Child) -> bool {
+    use std::io::{Read, Write};
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(
+            b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-status\"}\n{\"execute\": \"quit\"}\n",
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut said = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = out.read_to_string(&mut said);
         }
     }
+    said.contains("\"status\": \"running\"")
 }
 
 /// Starts `ferric lab bmc` in the namespace, in its own session, and waits

@@ -92,8 +92,26 @@ pub async fn start(agent: &Arc<Agent>, params: StartIscsiTargetParams) -> Result
         standby.partition_uuids = None;
         standby.cached_image_id = None;
     }
+    heartbeat_when_sessions_end(agent, &server);
     *agent.iscsi.lock().await = Some(server);
     Ok(json!({ "iscsi_target_iqn": iqn, "iscsi_target_portal_port": bound.port() }))
+}
+
+/// The conductor learns that its write is over at its next heartbeat: one is
+/// sent when a session ends rather than up to a heartbeat interval later (the
+/// short pause lets the conductor record the write's end first: it logs out
+/// as soon as the data is flushed).
+fn heartbeat_when_sessions_end(agent: &Arc<Agent>, server: &TargetServer) {
+    let mut ended = server.sessions_ended();
+    let agent = Arc::downgrade(agent);
+    tokio::spawn(async move {
+        while ended.changed().await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let Some(agent) = agent.upgrade() else { break };
+            tracing::info!("an iSCSI session ended: heartbeating now");
+            agent.heartbeat_now.notify_one();
+        }
+    });
 }
 
 /// Stops the target, if one runs, flushing the disk.

@@ -3,9 +3,17 @@
 //! drive written, the image streamed into the root partition (through
 //! [`crate::write_image`], confined to that partition), the swap signature,
 //! the ephemeral file system; then the UUIDs `get_partition_uuids` reports.
+//!
+//! The disk is a local path ([`deploy_partition_image`]) or any
+//! [`BlockDevice`](crate::BlockDevice) behind a [`SharedDevice`] such as a
+//! LUN over iSCSI ([`deploy_partition_image_on`]); both do the same work in
+//! the same order, and given the same [`Reproducible`] ids they leave the
+//! same bytes.
 
 use std::path::{Path, PathBuf};
 
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use super::disk::Disk;
@@ -20,7 +28,8 @@ use crate::configdrive::{
     ConfigDriveError, ConfigDriveImage, ConfigDriveSource, MAX_CONFIG_DRIVE_SIZE,
 };
 use crate::erase::{self, EraseError};
-use crate::{ImageError, ImageSource, Progress, Target};
+use crate::writer::SharedDevice;
+use crate::{DiskWriter, Fetcher, ImageError, ImageSource, Progress, Target, WriteReport};
 
 /// IPA's labels for the file systems it makes.
 const ESP_LABEL: &str = "efi-part";
@@ -43,6 +52,17 @@ pub struct PartitionDeploySpec {
     pub sector_size: u64,
     /// Memory page size of the deployed machine, for the swap header.
     pub page_size: u64,
+    /// Fixed ids and clock instead of random ones and the current time.
+    pub reproducible: Option<Reproducible>,
+}
+
+/// Ids and time for a disk reproducible byte for byte (tests, comparisons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reproducible {
+    /// Seeds the GPT GUIDs (or MBR signature), FAT serials and swap UUID.
+    pub seed: u64,
+    /// Seconds since the Unix epoch, for the FAT volume labels' entries.
+    pub timestamp: i64,
 }
 
 impl PartitionDeploySpec {
@@ -56,6 +76,7 @@ impl PartitionDeploySpec {
             configdrive: None,
             sector_size: 512,
             page_size: 4096,
+            reproducible: None,
         }
     }
 }
@@ -114,23 +135,55 @@ impl PartitionUuids {
     }
 }
 
-/// Deploys a partition image onto `disk`; see the module documentation.
-/// A URL config drive is fetched first, so a bad one fails before the
-/// disk is touched.
+/// Deploys a partition image onto the disk at `disk`; see the module
+/// documentation. A URL config drive is fetched first, so a bad one fails
+/// before the disk is touched.
 pub async fn deploy_partition_image(
     source: &ImageSource,
     disk: &Path,
     spec: &PartitionDeploySpec,
     progress: &Progress,
 ) -> Result<PartitionUuids, DeployError> {
+    let deployed = deploy(source, Place::Path(disk.to_path_buf()), spec, progress).await?;
+    Ok(deployed.uuids)
+}
+
+/// What [`deploy_partition_image_on`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDeployed {
+    pub uuids: PartitionUuids,
+    /// The root partition's image, as the pipeline wrote it.
+    pub image: WriteReport,
+}
+
+/// [`deploy_partition_image`] onto `device`, the root partition's image
+/// streamed through a [`DiskWriter`] confined to that partition. The
+/// device is only used from blocking threads (a remote device may wait on
+/// its runtime there).
+pub async fn deploy_partition_image_on(
+    source: &ImageSource,
+    device: SharedDevice,
+    spec: &PartitionDeploySpec,
+    progress: &Progress,
+) -> Result<PartitionDeployed, DeployError> {
+    deploy(source, Place::Device(device), spec, progress).await
+}
+
+async fn deploy(
+    source: &ImageSource,
+    place: Place,
+    spec: &PartitionDeploySpec,
+    progress: &Progress,
+) -> Result<PartitionDeployed, DeployError> {
     let ephemeral_fat = check_ephemeral_format(spec)?;
     let configdrive = resolve_configdrive(spec.configdrive.as_ref()).await?;
     let mut layout_spec = spec.layout.clone();
     layout_spec.configdrive_mb = configdrive.as_ref().map_or(0, ConfigDriveImage::size_mib);
-    let prepared = {
-        let (path, spec, drive) = (disk.to_path_buf(), spec.clone(), configdrive.clone());
-        blocking(disk, move || {
-            prepare_disk(&path, &spec, &layout_spec, drive.as_ref())
+    let ids = Ids::new(spec.reproducible);
+    let (prepared, ids) = {
+        let (place, spec, drive) = (place.clone(), spec.clone(), configdrive.clone());
+        blocking(&place.name(), move || {
+            prepare_disk(&place, &spec, &layout_spec, drive.as_ref(), ids)
         })
         .await?
     };
@@ -138,17 +191,91 @@ pub async fn deploy_partition_image(
         .get(PartitionRole::Root)
         .cloned()
         .ok_or_else(|| PartitionError::InvalidSpec("the layout has no root partition".into()))?;
-    let target = Target {
-        path: disk.to_path_buf(),
-        offset: root.offset,
-        length: Some(root.length),
-    };
-    crate::write_image(source, &target, progress).await?;
-    let (path, spec) = (disk.to_path_buf(), spec.clone());
-    blocking(disk, move || {
-        finish_disk(&path, &spec, prepared, ephemeral_fat)
+    let image = place.write_root(source, &root, progress).await?;
+    let spec = spec.clone();
+    let name = place.name();
+    let uuids = blocking(&name, move || {
+        finish_disk(&place, &spec, prepared, ephemeral_fat, ids)
     })
-    .await
+    .await?;
+    Ok(PartitionDeployed { uuids, image })
+}
+
+/// The disk a deploy works on.
+#[derive(Debug, Clone)]
+enum Place {
+    Path(PathBuf),
+    Device(SharedDevice),
+}
+
+impl Place {
+    fn name(&self) -> PathBuf {
+        match self {
+            Place::Path(path) => path.clone(),
+            Place::Device(device) => PathBuf::from(crate::BlockDevice::name(device)),
+        }
+    }
+
+    fn disk(&self, sector_size: u64) -> Result<Disk, PartitionError> {
+        match self {
+            Place::Path(path) => Disk::open_with(path, true, sector_size),
+            Place::Device(device) => Disk::on_device(device.clone(), sector_size),
+        }
+    }
+
+    /// Streams the image into the root partition, and only there.
+    async fn write_root(
+        &self,
+        source: &ImageSource,
+        root: &PlannedPartition,
+        progress: &Progress,
+    ) -> Result<WriteReport, ImageError> {
+        let target = Target {
+            path: self.name(),
+            offset: root.offset,
+            length: Some(root.length),
+        };
+        match self {
+            Place::Path(_) => crate::write_image(source, &target, progress).await,
+            Place::Device(device) => {
+                let writer =
+                    DiskWriter::on_device(Box::new(device.clone()), &target, progress.clone())?;
+                Fetcher::shared()?
+                    .write_image_with(source, writer, progress)
+                    .await
+            }
+        }
+    }
+}
+
+/// Where the ids of the new table and file systems come from.
+struct Ids {
+    rng: StdRng,
+    timestamp: Option<i64>,
+}
+
+impl Ids {
+    fn new(reproducible: Option<Reproducible>) -> Self {
+        match reproducible {
+            Some(r) => Ids {
+                rng: StdRng::seed_from_u64(r.seed),
+                timestamp: Some(r.timestamp),
+            },
+            None => Ids {
+                rng: StdRng::from_os_rng(),
+                timestamp: None,
+            },
+        }
+    }
+
+    fn fat_options(&mut self, label: &str, sector_size: u64, hidden: u32) -> FatOptions {
+        let mut options = FatOptions::new(label, sector_size, hidden);
+        options.serial = self.rng.next_u32();
+        if let Some(timestamp) = self.timestamp {
+            options.timestamp = timestamp;
+        }
+        options
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -205,16 +332,18 @@ async fn resolve_configdrive(
 /// Table, EFI system partition and config drive: everything before the
 /// image.
 fn prepare_disk(
-    path: &Path,
+    place: &Place,
     spec: &PartitionDeploySpec,
     layout_spec: &PartitionImageSpec,
     configdrive: Option<&ConfigDriveImage>,
-) -> Result<PartitionLayout, DeployError> {
+    mut ids: Ids,
+) -> Result<(PartitionLayout, Ids), DeployError> {
     if !spec.preserve_ephemeral {
-        erase::destroy_metadata(path)?;
+        erase::destroy_metadata_on(&place.disk(512)?)?;
     }
-    let disk = Disk::open_with(path, true, spec.sector_size)?;
-    let planned = layout::plan_layout(layout_spec, disk.size(), spec.sector_size)?;
+    let disk = place.disk(spec.sector_size)?;
+    let planned =
+        layout::plan_layout_with(layout_spec, disk.size(), spec.sector_size, &mut ids.rng)?;
     let layout = if spec.preserve_ephemeral {
         adopt_existing(&disk, planned)?
     } else {
@@ -222,18 +351,15 @@ fn prepare_disk(
         planned
     };
     if let Some(esp) = layout.get(PartitionRole::EfiSystem) {
-        format_fat(&disk, esp, ESP_LABEL)?;
+        format_fat(&disk, esp, ESP_LABEL, &mut ids)?;
     }
     if let (Some(image), Some(part)) = (configdrive, layout.get(PartitionRole::ConfigDrive)) {
-        let mut writer = RangeWriter {
-            disk: &disk,
-            pos: part.offset,
-            end: part.offset + part.length,
-        };
+        let mut writer = RangeWriter::new(&disk, part.offset, part.length);
         image.write_to(&mut writer)?;
+        writer.finish()?;
         disk.sync()?;
     }
-    Ok(layout)
+    Ok((layout, ids))
 }
 
 /// With `preserve_ephemeral` the table is not rewritten (IPA's
@@ -299,31 +425,38 @@ fn check_same_layout(table: &PartitionTable, planned: &PartitionLayout) -> Resul
     Ok(())
 }
 
-fn format_fat(disk: &Disk, part: &PlannedPartition, label: &str) -> Result<(), PartitionError> {
+fn format_fat(
+    disk: &Disk,
+    part: &PlannedPartition,
+    label: &str,
+    ids: &mut Ids,
+) -> Result<(), PartitionError> {
     let ss = disk.sector_size();
     let hidden = u32::try_from(part.offset / ss).unwrap_or(u32::MAX);
-    let options = FatOptions::new(label, ss, hidden);
+    let options = ids.fat_options(label, ss, hidden);
     format_fat32(disk, part.offset, part.length, &options).map(|_| ())
 }
 
 /// Swap signature, ephemeral file system, then the UUIDs.
 fn finish_disk(
-    path: &Path,
+    place: &Place,
     spec: &PartitionDeploySpec,
     layout: PartitionLayout,
     ephemeral_fat: bool,
+    mut ids: Ids,
 ) -> Result<PartitionUuids, DeployError> {
-    let disk = Disk::open_with(path, true, spec.sector_size)?;
+    let disk = place.disk(spec.sector_size)?;
     if let Some(swap) = layout.get(PartitionRole::Swap) {
         let options = SwapOptions {
             page_size: spec.page_size,
+            uuid: layout::random_uuid(&mut ids.rng),
             ..SwapOptions::new(SWAP_LABEL)
         };
         write_swap(&disk, swap.offset, swap.length, &options)?;
     }
     if ephemeral_fat {
         if let Some(ephemeral) = layout.get(PartitionRole::Ephemeral) {
-            format_fat(&disk, ephemeral, EPHEMERAL_LABEL)?;
+            format_fat(&disk, ephemeral, EPHEMERAL_LABEL, &mut ids)?;
         }
     }
     let uuid_of = |role| -> Result<Option<String>, PartitionError> {

@@ -1,23 +1,71 @@
-//! A disk (a block device or an image file) opened for positioned I/O,
-//! with every access checked against its size.
+//! A disk (a block device, an image file, or any [`BlockDevice`] such as a
+//! LUN over iSCSI) opened for positioned I/O, with every access checked
+//! against its size.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::PartitionError;
+use crate::writer::{BlockDevice, SharedDevice};
 
 /// Zeroes are written in pieces of this size.
 const ZERO_CHUNK: usize = 1024 * 1024;
 
+/// What a [`Disk`] reads and writes: a local file (its I/O errors kept as
+/// they are) or a shared [`BlockDevice`].
+trait DiskIo: Send + Sync {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl DiskIo for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.write_all_at(data, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.sync_all()
+    }
+}
+
+impl DiskIo for SharedDevice {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.lock().read_at(buf, offset).map_err(io::Error::other)
+    }
+
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.lock().write_at(data, offset).map_err(io::Error::other)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.lock().sync().map_err(io::Error::other)
+    }
+}
+
 /// An open disk and its geometry.
-#[derive(Debug)]
 pub struct Disk {
-    file: File,
+    io: Arc<dyn DiskIo>,
     path: PathBuf,
     size: u64,
     sector_size: u64,
+}
+
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disk")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("sector_size", &self.sector_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Disk {
@@ -37,11 +85,7 @@ impl Disk {
         writable: bool,
         sector_size: u64,
     ) -> Result<Self, PartitionError> {
-        if sector_size != 512 && sector_size != 4096 {
-            return Err(PartitionError::InvalidSpec(format!(
-                "logical sector size {sector_size} is not supported (512 or 4096)"
-            )));
-        }
+        check_sector_size(sector_size)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(writable)
@@ -52,14 +96,26 @@ impl Disk {
             .seek(SeekFrom::End(0))
             .map_err(|e| PartitionError::io("find the size of", path, e))?;
         Ok(Disk {
-            file,
+            io: Arc::new(file),
             path: path.to_path_buf(),
             size,
             sector_size,
         })
     }
 
-    /// The path the disk was opened from.
+    /// The disk behind `device` (a remote LUN, a device in memory), named
+    /// after it in errors, with the given logical sector size (512 or 4096).
+    pub fn on_device(device: SharedDevice, sector_size: u64) -> Result<Self, PartitionError> {
+        check_sector_size(sector_size)?;
+        Ok(Disk {
+            path: PathBuf::from(device.name()),
+            size: device.size(),
+            io: Arc::new(device),
+            sector_size,
+        })
+    }
+
+    /// The path the disk was opened from (a device's name).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -81,12 +137,8 @@ impl Disk {
 
     /// The same disk seen with another logical sector size.
     pub(crate) fn with_sector_size(&self, sector_size: u64) -> Result<Self, PartitionError> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| PartitionError::io("reopen", &self.path, e))?;
         Ok(Disk {
-            file,
+            io: self.io.clone(),
             path: self.path.clone(),
             size: self.size,
             sector_size,
@@ -115,8 +167,8 @@ impl Disk {
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, PartitionError> {
         self.check_range(offset, len as u64, "read")?;
         let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, offset)
+        self.io
+            .read_at(&mut buf, offset)
             .map_err(|e| PartitionError::io("read", &self.path, e))?;
         Ok(buf)
     }
@@ -136,8 +188,8 @@ impl Disk {
     /// Writes `data` at `offset`.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), PartitionError> {
         self.check_range(offset, data.len() as u64, "write")?;
-        self.file
-            .write_all_at(data, offset)
+        self.io
+            .write_at(data, offset)
             .map_err(|e| PartitionError::io("write", &self.path, e))
     }
 
@@ -154,8 +206,8 @@ impl Disk {
         let mut done = 0;
         while done < len {
             let n = (len - done).min(chunk.len() as u64) as usize;
-            self.file
-                .write_all_at(&chunk[..n], offset + done)
+            self.io
+                .write_at(&chunk[..n], offset + done)
                 .map_err(|e| PartitionError::io("write zeroes to", &self.path, e))?;
             done += n as u64;
         }
@@ -164,8 +216,8 @@ impl Disk {
 
     /// Flushes written data to the device.
     pub fn sync(&self) -> Result<(), PartitionError> {
-        self.file
-            .sync_all()
+        self.io
+            .sync()
             .map_err(|e| PartitionError::io("flush", &self.path, e))
     }
 
@@ -181,4 +233,13 @@ impl Disk {
         let len = count.checked_mul(self.sector_size).ok_or_else(overflow)?;
         Ok((offset, len))
     }
+}
+
+fn check_sector_size(sector_size: u64) -> Result<(), PartitionError> {
+    if sector_size != 512 && sector_size != 4096 {
+        return Err(PartitionError::InvalidSpec(format!(
+            "logical sector size {sector_size} is not supported (512 or 4096)"
+        )));
+    }
+    Ok(())
 }

@@ -13,7 +13,10 @@
 //! * [`deploy`]: the glue writing a partition image through the streaming
 //!   pipeline.
 //!
-//! Everything works on a [`Disk`]: a block device or an image file.
+//! Everything works on a [`Disk`]: a block device, an image file, or any
+//! [`BlockDevice`](crate::BlockDevice) (a LUN over iSCSI) through
+//! [`Disk::on_device`]; the functions taking a path have `_on` variants
+//! taking a disk (or, to deploy, a device).
 
 pub mod deploy;
 pub mod disk;
@@ -35,7 +38,8 @@ pub use layout::{
 };
 pub use table::{partition_index_to_path, PartitionInfo, PartitionTable, PartitionType};
 pub use wholedisk::{
-    create_config_drive_partition, fix_gpt_partition, validate_partitioning, ConfigDrivePlacement,
+    create_config_drive_partition, create_config_drive_partition_on, fix_gpt_partition,
+    fix_gpt_partition_on, validate_partitioning, validate_partitioning_on, ConfigDrivePlacement,
 };
 
 use crate::configdrive::ConfigDriveError;
@@ -171,7 +175,11 @@ pub fn read_partitions(path: &Path) -> Result<Vec<PartitionInfo>, PartitionError
 /// IPA's `get_disk_identifier`: the 32-bit MBR disk signature at byte
 /// 440, as `0x%08x` (what IPA reports as a whole disk's `root uuid`).
 pub fn disk_identifier(path: &Path) -> Result<String, PartitionError> {
-    let disk = Disk::open_read_only(path)?;
+    disk_identifier_on(&Disk::open_read_only(path)?)
+}
+
+/// [`disk_identifier`] of an open disk.
+pub fn disk_identifier_on(disk: &Disk) -> Result<String, PartitionError> {
     let raw = disk.read_at(mbr::SIGNATURE_OFFSET as u64, 4)?;
     let value = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
     Ok(format!("0x{value:08x}"))

@@ -30,10 +30,11 @@ const MIB: u64 = 1024 * 1024;
 /// with at least one partition; IPA's texts otherwise.
 pub fn validate_partitioning(path: &Path) -> Result<PartitionTable, PartitionError> {
     let disk = Disk::open_read_only(path)?;
-    validate_disk(&disk)
+    validate_partitioning_on(&disk)
 }
 
-fn validate_disk(disk: &Disk) -> Result<PartitionTable, PartitionError> {
+/// [`validate_partitioning`] on an open disk.
+pub fn validate_partitioning_on(disk: &Disk) -> Result<PartitionTable, PartitionError> {
     let table = match disk.read_table() {
         Ok(Some(table)) => table,
         Ok(None) => {
@@ -54,10 +55,11 @@ fn validate_disk(disk: &Disk) -> Result<PartitionTable, PartitionError> {
 /// the end (an image smaller than the disk), moves the backup there as
 /// `sgdisk -e` does. Returns whether anything changed.
 pub fn fix_gpt_partition(path: &Path) -> Result<bool, PartitionError> {
-    fix_gpt(&Disk::open(path)?)
+    fix_gpt_partition_on(&Disk::open(path)?)
 }
 
-fn fix_gpt(disk: &Disk) -> Result<bool, PartitionError> {
+/// [`fix_gpt_partition`] on an open disk.
+pub fn fix_gpt_partition_on(disk: &Disk) -> Result<bool, PartitionError> {
     let sector0 = disk.read_up_to(0, 512)?;
     if mbr::parse(&sector0).is_some_and(|m| !m.is_protective()) {
         return Ok(false);
@@ -111,9 +113,17 @@ pub fn create_config_drive_partition(
     path: &Path,
     image: &ConfigDriveImage,
 ) -> Result<ConfigDrivePlacement, PartitionError> {
-    let disk = Disk::open(path)?;
-    let placement = prepare_config_drive_partition(&disk, image.size())?;
-    write_config_drive(&disk, &placement, image)?;
+    create_config_drive_partition_on(&Disk::open(path)?, image)
+}
+
+/// [`create_config_drive_partition`] on an open disk (a remote one
+/// included).
+pub fn create_config_drive_partition_on(
+    disk: &Disk,
+    image: &ConfigDriveImage,
+) -> Result<ConfigDrivePlacement, PartitionError> {
+    let placement = prepare_config_drive_partition(disk, image.size())?;
+    write_config_drive(disk, &placement, image)?;
     Ok(placement)
 }
 
@@ -123,7 +133,7 @@ pub fn prepare_config_drive_partition(
     disk: &Disk,
     image_size: u64,
 ) -> Result<ConfigDrivePlacement, PartitionError> {
-    let table = validate_disk(disk)?;
+    let table = validate_partitioning_on(disk)?;
     let existing = labelled_partition(disk, &table)?;
     if image_size > MAX_CONFIG_DRIVE_SIZE {
         return Err(ConfigDriveError::TooLarge {
@@ -131,7 +141,7 @@ pub fn prepare_config_drive_partition(
         }
         .into());
     }
-    fix_gpt(disk)?;
+    fix_gpt_partition_on(disk)?;
     if let Some(partition) = existing {
         if partition.length < image_size {
             return Err(PartitionError::NoSpace {
@@ -153,7 +163,7 @@ pub fn prepare_config_drive_partition(
         DiskLabel::Gpt => add_gpt_partition(disk)?,
         DiskLabel::Msdos => add_mbr_partition(disk)?,
     };
-    let table = validate_disk(disk)?;
+    let table = validate_partitioning_on(disk)?;
     let partition = table
         .partition(number)
         .cloned()
@@ -316,45 +326,159 @@ pub fn write_config_drive(
             detail: format!("partition {} is too small", placement.partition.number),
         });
     }
-    let mut writer = RangeWriter {
-        disk,
-        pos: placement.offset(),
-        end: placement.offset() + placement.length(),
-    };
+    let mut writer = RangeWriter::new(disk, placement.offset(), placement.length());
     image.write_to(&mut writer)?;
+    writer.finish()?;
     disk.sync()
 }
 
-/// A `Write` into `[pos, end)` of a disk.
+/// What a [`RangeWriter`] gathers before writing.
+const RANGE_CHUNK: usize = 1024 * 1024;
+
+/// A `Write` into `length` bytes of a disk from `offset`, gathered into
+/// pieces of [`RANGE_CHUNK`] bytes: an inflating reader writes odd sizes,
+/// and each odd-sized write to a remote disk would cost a read of its
+/// blocks. [`RangeWriter::finish`] writes the last piece.
 pub(crate) struct RangeWriter<'a> {
-    pub(crate) disk: &'a Disk,
-    pub(crate) pos: u64,
-    pub(crate) end: u64,
+    disk: &'a Disk,
+    /// Where `buf` goes.
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> RangeWriter<'a> {
+    pub(crate) fn new(disk: &'a Disk, offset: u64, length: u64) -> Self {
+        RangeWriter {
+            disk,
+            pos: offset,
+            end: offset.saturating_add(length),
+            buf: Vec::new(),
+        }
+    }
+
+    fn write_out(&mut self) -> Result<(), PartitionError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.disk.write_at(self.pos, &self.buf)?;
+        self.pos += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is left.
+    pub(crate) fn finish(mut self) -> Result<(), PartitionError> {
+        self.write_out()
+    }
 }
 
 impl Write for RangeWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.pos + buf.len() as u64 > self.end {
+        let room = self.end - self.pos - self.buf.len() as u64;
+        if buf.len() as u64 > room {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
                 "past the end of the partition",
             ));
         }
-        self.disk
-            .write_at(self.pos, buf)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        self.pos += buf.len() as u64;
-        Ok(buf.len())
+        if self.buf.capacity() == 0 {
+            self.buf
+                .reserve_exact(room.min(RANGE_CHUNK as u64) as usize);
+        }
+        let take = (RANGE_CHUNK - self.buf.len()).min(buf.len());
+        self.buf.extend_from_slice(&buf[..take]);
+        if self.buf.len() == RANGE_CHUNK {
+            self.write_out()
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        Ok(take)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.write_out()
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::writer::SharedDevice;
+    use crate::BlockDevice;
+
+    /// A device in memory that records where each write went.
+    struct Recorder {
+        data: Vec<u8>,
+        writes: Arc<Mutex<Vec<(u64, usize)>>>,
+    }
+
+    impl BlockDevice for Recorder {
+        fn name(&self) -> String {
+            "recorder".into()
+        }
+
+        fn size(&self) -> u64 {
+            self.data.len() as u64
+        }
+
+        fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<(), String> {
+            let at = offset as usize;
+            buf.copy_from_slice(&self.data[at..at + buf.len()]);
+            Ok(())
+        }
+
+        fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<(), String> {
+            let at = offset as usize;
+            self.data[at..at + bytes.len()].copy_from_slice(bytes);
+            self.writes.lock().unwrap().push((offset, bytes.len()));
+            Ok(())
+        }
+
+        fn zero_all(&mut self) -> Result<bool, String> {
+            Ok(false)
+        }
+
+        fn sync(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn odd_sized_writes_reach_the_disk_in_whole_chunks() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let device = Recorder {
+            data: vec![0u8; 4 * RANGE_CHUNK],
+            writes: writes.clone(),
+        };
+        let disk = Disk::on_device(SharedDevice::new(Box::new(device)), 512).unwrap();
+        let length = 3 * RANGE_CHUNK as u64;
+        let mut writer = RangeWriter::new(&disk, 4096, length);
+        let data: Vec<u8> = (0..2 * RANGE_CHUNK + 4099)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        for piece in data.chunks(32_771) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.finish().unwrap();
+        let chunk = RANGE_CHUNK as u64;
+        assert_eq!(
+            *writes.lock().unwrap(),
+            [
+                (4096, RANGE_CHUNK),
+                (4096 + chunk, RANGE_CHUNK),
+                (4096 + 2 * chunk, 4099)
+            ]
+        );
+        assert_eq!(disk.read_at(4096, data.len()).unwrap(), data);
+
+        let mut full = RangeWriter::new(&disk, 0, 10);
+        full.write_all(&[1; 10]).unwrap();
+        let err = full.write_all(&[1]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
 
     #[test]
     fn mbr_range_is_the_last_64_mib_or_below_two_tib() {

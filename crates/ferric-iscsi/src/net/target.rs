@@ -116,6 +116,7 @@ impl TargetConfig {
 pub struct TargetServer {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    sessions_ended: watch::Receiver<u64>,
     listener: JoinHandle<()>,
     flush: Arc<dyn Fn() -> io::Result<()> + Send + Sync>,
 }
@@ -137,6 +138,8 @@ struct Shared<B: Backing> {
     sessions: Arc<Semaphore>,
     next_tsih: AtomicU16,
     max_transfer_bytes: u32,
+    /// Counts the normal sessions that ended (logged out or dropped).
+    sessions_ended: watch::Sender<u64>,
 }
 
 /// Why a connection ended badly.
@@ -176,6 +179,7 @@ impl TargetServer {
         let max_transfer_bytes = smallest_max_transfer(&luns);
         let classifier = Classifier::of(&luns);
         let luns = Arc::new(Mutex::new(luns));
+        let (ended_tx, sessions_ended) = watch::channel(0);
         let shared = Arc::new(Shared {
             luns: luns.clone(),
             classifier,
@@ -184,6 +188,7 @@ impl TargetServer {
             config,
             next_tsih: AtomicU16::new(1),
             max_transfer_bytes,
+            sessions_ended: ended_tx,
         });
         let (shutdown, stop) = watch::channel(false);
         info!(%local_addr, iqn = %shared.config.iqn, "iSCSI target listening");
@@ -192,6 +197,7 @@ impl TargetServer {
         Ok(Self {
             local_addr,
             shutdown,
+            sessions_ended,
             listener,
             flush,
         })
@@ -200,6 +206,12 @@ impl TargetServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Changes each time a normal (not discovery) session ends, with the count
+    /// so far: the agent tells its conductor at once that a write is over.
+    pub fn sessions_ended(&self) -> watch::Receiver<u64> {
+        self.sessions_ended.clone()
     }
 
     /// Stops accepting, asks the sessions to log out, closes them after
@@ -436,7 +448,13 @@ async fn serve_connection<B: Backing + 'static>(
     let mut config = ConnectionConfig::from_established(&established);
     config.max_transfer_bytes = shared.max_transfer_bytes;
     let conn = TargetConnection::new(config, text);
-    full_feature(reader, writer, conn, &established, shared, stop).await
+    let normal = established.session_type == crate::params::SessionType::Normal;
+    let ended = shared.clone();
+    let result = full_feature(reader, writer, conn, &established, shared, stop).await;
+    if normal {
+        ended.sessions_ended.send_modify(|n| *n += 1);
+    }
+    result
 }
 
 /// The login phase; `None` if the initiator went away.
@@ -802,6 +820,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serves_a_read_capacity_and_logs_out() {
         let server = server().await;
+        let mut ended = server.sessions_ended();
         let (mut stream, established) = login(server.local_addr()).await;
         let wire = established.params.wire_config(Role::Initiator);
         let digests = established.params.digests();
@@ -872,6 +891,11 @@ mod tests {
         let mut rest = Vec::new();
         let n = stream.read_to_end(&mut rest).await.unwrap();
         assert_eq!(n, 0, "the target closed the connection");
+        tokio::time::timeout(Duration::from_secs(5), ended.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*ended.borrow(), 1, "the session's end is told");
         server.shutdown().await.unwrap();
     }
 
