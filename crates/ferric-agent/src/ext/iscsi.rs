@@ -55,6 +55,14 @@ pub async fn start(agent: &Arc<Agent>, params: StartIscsiTargetParams) -> Result
     }
     let device = disk::install_device(agent)?;
     let path = disk::writable_path(agent, &device)?;
+    // Held from stopping the old target to storing the new one: two calls at
+    // once cannot both export the disk, and no target serves it while it is wiped.
+    let mut running = agent.iscsi.lock().await;
+    if let Some(old) = running.take() {
+        if let Err(e) = old.shutdown().await {
+            tracing::warn!(error = %e, "the previous iSCSI target stopped with an error");
+        }
+    }
     if params.wipe_disk_metadata {
         crate::imaging::destroy_metadata(&path).await.map_err(|e| {
             RestError::new(
@@ -63,7 +71,6 @@ pub async fn start(agent: &Arc<Agent>, params: StartIscsiTargetParams) -> Result
             )
         })?;
     }
-    stop(agent).await;
     let port = params.portal_port.unwrap_or(DEFAULT_PORTAL_PORT);
     let listen = SocketAddr::new(agent.config.listen.ip(), port);
     let serial = device.serial.clone().unwrap_or_else(|| device.name.clone());
@@ -93,7 +100,7 @@ pub async fn start(agent: &Arc<Agent>, params: StartIscsiTargetParams) -> Result
         standby.cached_image_id = None;
     }
     heartbeat_when_sessions_end(agent, &server);
-    *agent.iscsi.lock().await = Some(server);
+    *running = Some(server);
     Ok(json!({ "iscsi_target_iqn": iqn, "iscsi_target_portal_port": bound.port() }))
 }
 

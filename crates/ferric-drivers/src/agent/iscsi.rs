@@ -231,6 +231,10 @@ fn portal_of(node: &Node, port: u16) -> Result<SocketAddr, DriverError> {
         _ => host,
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    // Agents call back with an IP address; only a name needs (blocking) resolution.
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
     (host, port)
         .to_socket_addrs()
         .ok()

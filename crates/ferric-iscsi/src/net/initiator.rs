@@ -41,7 +41,7 @@ use crate::login::{
     self, parse_send_targets, Established, InitiatorLogin, InitiatorStep, LoginError, Portal,
 };
 use crate::params::{Limits, Role, SessionParams};
-use crate::pdu::{self, LogoutResponseCode, Pdu, WireConfig, BHS_LEN};
+use crate::pdu::{self, LogoutResponseCode, Pdu, Residual, WireConfig, BHS_LEN};
 
 /// How to log in and how long to wait.
 #[derive(Clone, Debug)]
@@ -338,6 +338,13 @@ fn complete(inner: &mut Inner, itt: Itt, result: Result<Completion, CommandFailu
         }
         Waiter::Write { lba, .. } => {
             let error = match result {
+                // A WRITE the target took only part of is a failed write, even if GOOD.
+                Ok(c) if c.status.is_success() && c.residual != Residual::None => {
+                    Some(Error::Protocol(format!(
+                        "WRITE(16) at LBA {lba} completed with a residual ({:?}): not all the data was written",
+                        c.residual
+                    )))
+                }
                 Ok(c) if c.status.is_success() => None,
                 Ok(c) => Some(Error::Scsi {
                     command: c.cdb.name(),

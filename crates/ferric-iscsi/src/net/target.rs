@@ -406,12 +406,20 @@ fn decode_without_data_digest(frame: &[u8], wire: &WireConfig) -> Option<Pdu> {
     Pdu::decode(body, &lenient).ok()
 }
 
+/// Sends one PDU; an initiator that stops reading for [`KEEPALIVE_IDLE`] is
+/// dropped, so it cannot hold a session slot forever.
 async fn write_pdu(writer: &mut OwnedWriteHalf, pdu: &Pdu, digests: Digests) -> io::Result<()> {
     let bytes = match pdu {
         Pdu::DataIn(data_in) => data_in.encode_with(&data_in.data, digests).to_vec(),
         other => other.encode(digests),
     };
-    writer.write_all(&bytes).await
+    match timeout(KEEPALIVE_IDLE, writer.write_all(&bytes)).await {
+        Ok(written) => written,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the initiator read nothing for {KEEPALIVE_IDLE:?}"),
+        )),
+    }
 }
 
 async fn serve_connection<B: Backing + 'static>(
