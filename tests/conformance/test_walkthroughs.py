@@ -70,6 +70,12 @@ def test_walkthrough_runs_verbatim(name: str, body: str, args: list[str], workdi
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "FERRIC_"))}
         agent_bin = str(agent_binary().parent)
         env.update(HOME=str(home), PATH=f"{client_bin}:{agent_bin}:{env.get('PATH', '')}", PYTHONWARNINGS="ignore")
+        # The lab walkthroughs build from Debian packages: the user's package cache
+        # stands in for the one a reader already has, instead of downloading again.
+        if os.environ.get("FERRIC_CACHE_DIR"):
+            env["FERRIC_CACHE_DIR"] = os.environ["FERRIC_CACHE_DIR"]
+        else:
+            env.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))
         # Its own session, so whatever it left running in the background (a
         # failed walkthrough never reaches its `kill`) is stopped with it.
         child = subprocess.Popen(
