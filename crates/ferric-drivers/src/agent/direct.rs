@@ -261,6 +261,42 @@ pub(crate) fn image_source(node: &Node) -> Result<ferric_image::ImageSource, Str
     })
 }
 
+/// The end of `prepare_instance_boot`, shared by the `direct` and `iscsi`
+/// deploys: the boot interface prepares the instance's boot, then the boot
+/// device is set to the disk unless the instance is netbooted.
+pub(crate) async fn boot_into_instance(
+    task: &mut Task<'_>,
+    netboot: bool,
+) -> Result<Outcome, DriverError> {
+    let boot = task.driver.boot.clone();
+    boot.prepare_instance(task)
+        .await
+        .map_err(|e| DriverError::failed(format!("Failed to prepare instance for booting: {e}")))?;
+    if netboot {
+        task.record_event(EVENT, "Boot prepared to netboot the instance")
+            .await;
+        return Ok(Outcome::Done);
+    }
+    let persistent = task
+        .node
+        .driver_info
+        .get("force_persistent_boot_device")
+        .and_then(Value::as_str)
+        != Some("Never");
+    let management = task.driver.management.clone();
+    management
+        .set_boot_device(task, BootDevice::Disk, persistent)
+        .await
+        .map_err(|e| {
+            DriverError::failed(format!(
+                "Failed to change the boot device to disk when deploying node {}: {e}",
+                task.node.uuid
+            ))
+        })?;
+    task.record_event(EVENT, "Boot device set to disk").await;
+    Ok(Outcome::Done)
+}
+
 fn capability(node: &Node, key: &str) -> Option<String> {
     node.instance_info
         .get("capabilities")
@@ -355,33 +391,7 @@ impl DirectDeploy {
                 )));
             }
         }
-        let boot = task.driver.boot.clone();
-        boot.prepare_instance(task).await.map_err(|e| {
-            DriverError::failed(format!("Failed to prepare instance for booting: {e}"))
-        })?;
-        if netboot {
-            task.record_event(EVENT, "Boot prepared to netboot the instance")
-                .await;
-            return Ok(Outcome::Done);
-        }
-        let persistent = task
-            .node
-            .driver_info
-            .get("force_persistent_boot_device")
-            .and_then(Value::as_str)
-            != Some("Never");
-        let management = task.driver.management.clone();
-        management
-            .set_boot_device(task, BootDevice::Disk, persistent)
-            .await
-            .map_err(|e| {
-                DriverError::failed(format!(
-                    "Failed to change the boot device to disk when deploying node {}: {e}",
-                    task.node.uuid
-                ))
-            })?;
-        task.record_event(EVENT, "Boot device set to disk").await;
-        Ok(Outcome::Done)
+        boot_into_instance(task, netboot).await
     }
 
     /// `tear_down_agent`: the agent powers the node off (soft), the power

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferric_core::{BootDevice, InterfaceKind, JsonObject, Node, NodeUuid};
+use ferric_core::{InterfaceKind, JsonObject, Node, NodeUuid};
 use ferric_image::partition::deploy::PartitionDeploySpec;
 use ferric_image::partition::{BootMode, DiskLabel, PartitionImageSpec};
 use ferric_image::{ImageSource, Progress};
@@ -527,33 +527,7 @@ impl IscsiDeploy {
             self.install_bootloader(task, root.as_deref(), &mode)
                 .await?;
         }
-        let boot = task.driver.boot.clone();
-        boot.prepare_instance(task).await.map_err(|e| {
-            DriverError::failed(format!("Failed to prepare instance for booting: {e}"))
-        })?;
-        if netboot {
-            task.record_event(EVENT, "Boot prepared to netboot the instance")
-                .await;
-            return Ok(Outcome::Done);
-        }
-        let persistent = task
-            .node
-            .driver_info
-            .get("force_persistent_boot_device")
-            .and_then(Value::as_str)
-            != Some("Never");
-        let management = task.driver.management.clone();
-        management
-            .set_boot_device(task, BootDevice::Disk, persistent)
-            .await
-            .map_err(|e| {
-                DriverError::failed(format!(
-                    "Failed to change the boot device to disk when deploying node {}: {e}",
-                    task.node.uuid
-                ))
-            })?;
-        task.record_event(EVENT, "Boot device set to disk").await;
-        Ok(Outcome::Done)
+        super::direct::boot_into_instance(task, netboot).await
     }
 
     /// The agent's `image.install_bootloader` for a whole disk in UEFI mode.
