@@ -10,6 +10,9 @@ timeouts, a crash) start their own with `spawn`.
 Environment:
   FERRIC_BIN     the ferric binary (default: target/debug/ferric in the repo)
   OPENSTACK_BIN  the openstack CLI (default: `openstack` on PATH)
+  FERRIC_CLI_FORK=0  start the CLI as a new process for every command,
+                 instead of forking it from cli_zygote.py (the same client
+                 code and arguments, without a second of start-up each)
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -255,6 +260,79 @@ class Result:
         return self.stdout + self.stderr
 
 
+class CliZygote:
+    """The `openstack` client forked per command from one warm process
+    (cli_zygote.py), shared by every Cli of this pytest process."""
+
+    _instance: "CliZygote | None" = None
+    _failed = False
+
+    def __init__(self, python: str):
+        self.dir = Path(tempfile.mkdtemp(prefix="cli-zygote-"))
+        self.socket = str(self.dir / "socket")
+        self.proc = subprocess.Popen([python, str(Path(__file__).with_name("cli_zygote.py")), self.socket],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError("cli_zygote.py did not start")
+        atexit.register(self.proc.kill)
+
+    @classmethod
+    def get(cls, openstack_bin: str) -> "CliZygote | None":
+        """The zygote, started on first use; None to run the CLI as a new
+        process (asked for, or the CLI's Python cannot be found)."""
+        if os.environ.get("FERRIC_CLI_FORK") == "0" or cls._failed:
+            return None
+        if cls._instance is None or cls._instance.proc.poll() is not None:
+            python = _script_python(openstack_bin)
+            if python is None:
+                cls._failed = True
+                return None
+            cls._instance = CliZygote(python)
+        return cls._instance
+
+    def run(self, argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+        out = tempfile.NamedTemporaryFile(dir=self.dir, delete=False)  # noqa: SIM115
+        err = tempfile.NamedTemporaryFile(dir=self.dir, delete=False)  # noqa: SIM115
+        out.close()
+        err.close()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(self.socket)
+                conn.settimeout(timeout)
+                request = {"argv": argv, "env": env, "cwd": os.getcwd(), "out": out.name, "err": err.name}
+                conn.sendall((json.dumps(request) + "\n").encode())
+                answers = conn.makefile("r")
+                pid = json.loads(answers.readline())["pid"]
+                try:
+                    line = answers.readline()
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired(["openstack", *argv], timeout) from None
+                # A child that died without answering counts as the CLI crashing.
+                rc = json.loads(line)["rc"] if line else -1
+            return rc, Path(out.name).read_text(errors="replace"), Path(err.name).read_text(errors="replace")
+        finally:
+            os.unlink(out.name)
+            os.unlink(err.name)
+
+
+def _script_python(script: str) -> str | None:
+    """The interpreter on a console script's #! line."""
+    path = shutil.which(script) or script
+    try:
+        with open(path, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    python = first[2:].strip().split()[0]
+    return python if "python" in Path(python).name and os.access(python, os.X_OK) else None
+
+
 class Cli:
     """`openstack baremetal ...` against one server, with noauth."""
 
@@ -270,12 +348,17 @@ class Cli:
     def run(self, *args: str, timeout: float = 180) -> Result:
         cmd = [self.bin, "baremetal", *args]
         started = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self._env(), timeout=timeout, stdin=subprocess.DEVNULL)
-        print(f"$ {shlex.join(['openstack', 'baremetal', *args])}  # rc={proc.returncode}, {time.monotonic() - started:.1f}s")
-        for stream in (proc.stdout, proc.stderr):
+        zygote = CliZygote.get(self.bin)
+        if zygote is not None:
+            rc, stdout, stderr = zygote.run(["baremetal", *args], self._env(), timeout)
+        else:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self._env(), timeout=timeout, stdin=subprocess.DEVNULL)
+            rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        print(f"$ {shlex.join(['openstack', 'baremetal', *args])}  # rc={rc}, {time.monotonic() - started:.1f}s")
+        for stream in (stdout, stderr):
             if stream.strip():
                 print(stream.rstrip())
-        return Result(cmd, proc.returncode, proc.stdout, proc.stderr)
+        return Result(cmd, rc, stdout, stderr)
 
     def ok(self, *args: str) -> str:
         """Runs a command that must succeed; returns its stdout."""
