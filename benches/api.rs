@@ -5,7 +5,10 @@
 //! `cargo bench --bench api` starts the release binary on a fresh data
 //! directory. `cargo bench --bench api -- --url http://host:port --pid PID`
 //! measures another server instead (Ironic, for a comparison); `--sizes
-//! 1000,10000` sets the node counts and `--waves N` the wave size.
+//! 1000,10000` sets the node counts and `--waves N` the wave size;
+//! `--resources N` instead creates N of each newer resource (deploy
+//! templates, runbooks, volume connectors and targets, inspection rules)
+//! and measures their list and show latencies.
 //! Bounded: at most the given node counts, 8 client threads, and every
 //! wait gives up after two minutes.
 
@@ -303,6 +306,111 @@ fn report_size(url: &str, pid: Option<u32>, size: usize, created: &mut Vec<Strin
     }
 }
 
+/// One kind of resource the resource benchmark creates and reads.
+struct Kind {
+    name: &'static str,
+    collection: &'static str,
+    body: fn(usize, &str) -> Value,
+}
+
+fn resource_kinds() -> Vec<Kind> {
+    vec![
+        Kind {
+            name: "deploy templates",
+            collection: "deploy_templates",
+            body: |i, _| {
+                json!({"name": format!("CUSTOM_BENCH_{}_{i}", run_id()),
+                       "steps": [{"interface": "bios", "step": "apply_configuration",
+                                  "args": {"settings": [{"name": "LogicalProc", "value": "Enabled"}]},
+                                  "priority": 150}]})
+            },
+        },
+        Kind {
+            name: "runbooks",
+            collection: "runbooks",
+            body: |i, _| {
+                json!({"name": format!("CUSTOM_BENCH_{}_{i}", run_id()),
+                       "steps": [{"interface": "bios", "step": "apply_configuration",
+                                  "args": {"settings": []}, "order": 1}]})
+            },
+        },
+        Kind {
+            name: "volume connectors",
+            collection: "volume/connectors",
+            body: |i, node| {
+                json!({"node_uuid": node, "type": "iqn",
+                       "connector_id": format!("iqn.2026-12.org.ferric:bench-{}-{i}", run_id())})
+            },
+        },
+        Kind {
+            name: "volume targets",
+            collection: "volume/targets",
+            body: |i, node| {
+                json!({"node_uuid": node, "volume_type": "iscsi", "boot_index": i,
+                       "volume_id": format!("bench-{}-{i}", run_id()),
+                       "properties": {"target_iqn": "iqn.2026-12.org.ferric:target"}})
+            },
+        },
+        Kind {
+            name: "inspection rules",
+            collection: "inspection_rules",
+            body: |i, _| {
+                json!({"description": format!("bench {i}"), "priority": i % 100,
+                       "conditions": [{"op": "eq", "args": ["{inventory.cpu.architecture}", "x86_64"]}],
+                       "actions": [{"op": "add-trait", "args": ["CUSTOM_BENCH"]}]})
+            },
+        },
+    ]
+}
+
+/// Creates `count` of each newer resource (the volume ones on one node) and
+/// measures their list and show latencies.
+fn report_resources(url: &str, pid: Option<u32>, count: usize) {
+    let c = client();
+    let (status, node) = call(
+        &c,
+        Method::POST,
+        &format!("{url}/v1/nodes"),
+        Some(&json!({"driver": "fake-hardware", "name": format!("bench-{}-volumes", run_id())})),
+    );
+    assert_eq!(status, 201, "create node: {node}");
+    let node = node["uuid"].as_str().unwrap_or_default().to_owned();
+    println!("\n## {count} of each newer resource");
+    println!("| resource | creates/s (8 clients) | GET list?limit=1000, median (p90) | GET one, median (p90) |");
+    println!("|---|---|---|---|");
+    for kind in resource_kinds() {
+        let uuids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
+        let (u, base, node, make) = (uuids.clone(), url.to_owned(), node.clone(), kind.body);
+        let collection = kind.collection;
+        let took = parallel(count, move |c, i| {
+            let body = make(i, &node);
+            let (status, out) = call(
+                c,
+                Method::POST,
+                &format!("{base}/v1/{collection}"),
+                Some(&body),
+            );
+            assert_eq!(status, 201, "create {collection}: {out}");
+            u.lock()
+                .expect("lock")
+                .push(out["uuid"].as_str().unwrap_or_default().to_owned());
+        });
+        let sample = uuids.lock().expect("lock")[count / 2].clone();
+        let list = format!("{url}/v1/{}?limit=1000", kind.collection);
+        let (list_p50, list_p90) = median_ms(&c, &list, Method::GET, None, 30);
+        let one = format!("{url}/v1/{}/{sample}", kind.collection);
+        let (get_p50, get_p90) = median_ms(&c, &one, Method::GET, None, 500);
+        let rate = count as f64 / took.as_secs_f64();
+        println!(
+            "| {} | {rate:.0} | {list_p50:.1} ms ({list_p90:.1}) | {get_p50:.2} ms ({get_p90:.2}) |",
+            kind.name
+        );
+    }
+    if let Some(rss) = peak_rss_mib(pid) {
+        println!("| peak RSS of the server so far | {rss:.1} MiB | | |");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let opt = |name: &str| {
@@ -327,6 +435,10 @@ fn main() {
         None => start_ferric(),
     };
     println!("# API benchmark against {}", target.url);
+    if let Some(count) = opt("--resources").and_then(|n| n.parse().ok()) {
+        report_resources(&target.url, target.pid, count);
+        return;
+    }
     let mut created = Vec::new();
     for size in sizes {
         report_size(&target.url, target.pid, size, &mut created, waves);
