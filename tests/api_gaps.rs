@@ -56,6 +56,14 @@ fn subresources_below_their_version_are_not_routes() {
         (status, faultstring(&body)),
         (404, "The API is not supported for this version".into())
     );
+    let (status, body) = at(
+        &s,
+        "1.23",
+        Method::PATCH,
+        &format!("/v1/portgroups/{group}"),
+        Some(json!([{"op": "add", "path": "/extra/a", "value": "b"}])),
+    );
+    assert_eq!((status, body["extra"]["a"].clone()), (200, json!("b")));
 }
 
 #[test]
