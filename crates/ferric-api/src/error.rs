@@ -115,6 +115,7 @@ impl From<ConductorError> for ApiError {
             C::NotFound { .. } | C::TraitNotFound { .. } => StatusCode::NOT_FOUND,
             C::NodeLocked { .. }
             | C::InvalidState(_)
+            | C::Conflict(_)
             | C::NodeAssociated { .. }
             | C::PowerStateFailure(_)
             | C::Duplicate { .. } => StatusCode::CONFLICT,

@@ -10,6 +10,7 @@
 //!   secrets leave only masked ([`mask`]).
 
 pub mod chassis;
+pub mod compat;
 pub mod conductors;
 pub mod context;
 pub mod drivers;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -70,11 +71,12 @@ pub use ramdisk::ramdisk_router;
 
 /// Ironic's behaviour around any set of routes: versions negotiated and
 /// stamped, 404/405 in Ironic's shape, requests run to completion,
-/// trailing slashes ignored.
+/// trailing slashes ignored, `.json` taken off for older clients.
 pub(crate) fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(compat::reject_undecodable_path))
         .layer(middleware::from_fn(versioning))
         .layer(middleware::from_fn(run_to_completion))
         .with_state(state);
@@ -82,7 +84,9 @@ pub(crate) fn with_middleware(routes: Router<AppState>, state: AppState) -> Rout
     // fallback of their own.
     Router::new().fallback_service(
         tower::ServiceBuilder::new()
-            .map_request(trim_trailing_slash)
+            .map_request(|req| {
+                trim_trailing_slash(compat::strip_json_suffix(trim_trailing_slash(req)))
+            })
             .service(routes),
     )
 }
@@ -110,16 +114,9 @@ fn trim_trailing_slash(mut req: Request) -> Request {
     let trimmed = match path.trim_end_matches('/') {
         "" => "/",
         t => t,
-    };
-    let path_and_query = match req.uri().query() {
-        Some(q) => format!("{trimmed}?{q}"),
-        None => trimmed.to_owned(),
-    };
-    let mut parts = req.uri().clone().into_parts();
-    parts.path_and_query = path_and_query.parse().ok();
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
     }
+    .to_owned();
+    compat::replace_path(&mut req, &trimmed);
     req
 }
 

@@ -70,6 +70,16 @@ fn field_version(name: &str) -> Option<u32> {
     FIELDS.iter().find(|(f, _)| *f == name).map(|(_, v)| *v)
 }
 
+/// Below 1.24 a node's port groups and a group's ports are not routes at
+/// all (Ironic's routing answers 404, not 406).
+fn require_subcontrollers(ctx: &Ctx) -> ApiResult<()> {
+    if ctx.version.at_least(at::PORTGROUPS_SUBCONTROLLERS) {
+        Ok(())
+    } else {
+        Err(ApiError::routing(StatusCode::NOT_FOUND, ""))
+    }
+}
+
 fn require_portgroups(ctx: &Ctx) -> ApiResult<()> {
     if ctx.version.at_least(at::PORTGROUPS) {
         Ok(())
@@ -133,7 +143,7 @@ pub async fn list_of_node(
     Path(raw): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
-    ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
+    require_subcontrollers(&ctx)?;
     list_groups(app, ctx, p, false, Some(raw)).await
 }
 
@@ -143,7 +153,7 @@ pub async fn list_of_node_detail(
     Path(raw): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
-    ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
+    require_subcontrollers(&ctx)?;
     list_groups(app, ctx, p, true, Some(raw)).await
 }
 
@@ -241,7 +251,7 @@ pub async fn ports(
     Path(raw): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
-    ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
+    require_subcontrollers(&ctx)?;
     crate::ports::list_ports(app, ctx, p, false, Scope::Portgroup(raw)).await
 }
 
@@ -251,7 +261,7 @@ pub async fn ports_detail(
     Path(raw): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
-    ctx.require(at::PORTGROUPS_SUBCONTROLLERS)?;
+    require_subcontrollers(&ctx)?;
     crate::ports::list_ports(app, ctx, p, true, Scope::Portgroup(raw)).await
 }
 
@@ -377,6 +387,7 @@ pub async fn update(
     Path(raw): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    require_portgroups(&ctx)?;
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, PATCH_FIELDS)?;
     let newer = |op: &patch::PatchOp| matches!(op.field(), "mode" | "properties");

@@ -131,8 +131,21 @@ fn check_fields(ctx: &Ctx, fields: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// A port is named in a URL by UUID or name; anything else (a MAC address,
+/// say) is refused as Ironic's argument check does, before any lookup.
+fn check_ident(raw: &str) -> ApiResult<()> {
+    if ferric_core::ids::is_uuid_like(raw) || ferric_core::ids::is_valid_logical_name(raw) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Expected UUID or name for port_ident: {raw}"
+        )))
+    }
+}
+
 /// A port named in a URL: UUID or name.
 async fn load(app: &AppState, raw: &str) -> ApiResult<Port> {
+    check_ident(raw)?;
     let found = match raw.parse::<PortUuid>() {
         Ok(uuid) => app.store().get_port(uuid).await,
         Err(_) => app.store().get_port_by_name(raw).await,
@@ -284,6 +297,7 @@ pub async fn show(
 ) -> ApiResult<Response> {
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
     p.finish()?;
+    check_ident(&raw)?;
     if let Some(f) = &fields {
         check_fields(&ctx, f)?;
     }
@@ -550,6 +564,7 @@ pub async fn update(
     Path(raw): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    check_ident(&raw)?;
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, PATCH_FIELDS)?;
     for op in &ops {
@@ -582,7 +597,17 @@ pub async fn update(
         probe.node_uuid = uuid;
     }
     check_portgroup(&app, &probe).await?;
+    let pins_physnet = ctx.version.at_least(at::PORTGROUP_PHYSICAL_NETWORK)
+        && ops
+            .first()
+            .is_some_and(|op| op.field() == "physical_network");
     let change: ferric_conductor::ChildChange<'_, Port> = Box::new(move |p: &mut Port, node| {
+        // Ironic looks at the first operation only.
+        if pins_physnet && p.portgroup_uuid.is_some() {
+            return Err(ferric_conductor::ConductorError::Invalid(
+                "physical_network cannot be changed while the port belongs to a portgroup.".into(),
+            ));
+        }
         let (mut updated, _) = patched(p, &ops).map_err(api_to_conductor)?;
         if let Some(uuid) = new_node {
             updated.node_uuid = uuid;

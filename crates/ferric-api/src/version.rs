@@ -145,6 +145,7 @@ pub mod at {
     pub const SERVICE: u32 = 87;
     pub const PORT_NAME: u32 = 88;
     pub const PORT_NODE_IDENT: u32 = 94;
+    pub const PORTGROUP_PHYSICAL_NETWORK: u32 = 102;
     pub const NODE_INSTANCE_NAME: u32 = 104;
     pub const PORTGROUP_SHARD: u32 = 106;
     pub const SERVICE_DISABLE_RAMDISK: u32 = 108;

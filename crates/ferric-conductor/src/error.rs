@@ -27,6 +27,11 @@ pub enum ConductorError {
     #[error("{0}")]
     InvalidState(String),
 
+    /// The request contradicts other records, e.g. a port group's other
+    /// ports (409).
+    #[error("{0}")]
+    Conflict(String),
+
     #[error(
         "The {op} operation can't be performed on node {node} because it's in maintenance mode."
     )]

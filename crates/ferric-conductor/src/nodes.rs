@@ -156,21 +156,75 @@ impl Conductor {
 
     /// Creates a port. Needs no node lock, as in Ironic.
     pub async fn create_port(&self, port: Port) -> Result<Port> {
-        self.check_port_group(&port).await?;
+        self.check_port_group(&port, None).await?;
         Ok(self.inner.store.create_port(&port).await?)
     }
 
-    async fn check_port_group(&self, port: &Port) -> Result<()> {
-        if let Some(group) = port.portgroup_uuid {
-            let group = self.inner.store.get_portgroup(&Ident::Uuid(group)).await?;
-            if group.node_uuid != port.node_uuid {
-                return Err(ConductorError::Invalid(format!(
-                    "Port with uuid {} and portgroup with uuid {} must belong to the same node.",
-                    port.uuid, group.uuid
-                )));
-            }
+    /// A port joins only a group of its own node, on the group's physical
+    /// network; `before` is the port as stored, when it is being updated.
+    async fn check_port_group(&self, port: &Port, before: Option<&Port>) -> Result<()> {
+        let Some(group) = port.portgroup_uuid else {
+            return Ok(());
+        };
+        let group = self.inner.store.get_portgroup(&Ident::Uuid(group)).await?;
+        if group.node_uuid != port.node_uuid {
+            return Err(ConductorError::Invalid(format!(
+                "Port with uuid {} and portgroup with uuid {} must belong to the same node.",
+                port.uuid, group.uuid
+            )));
+        }
+        let membership_changed = before.is_none_or(|b| {
+            b.portgroup_uuid != port.portgroup_uuid || b.physical_network != port.physical_network
+        });
+        if membership_changed {
+            self.check_port_physnet(port, &group).await?;
         }
         Ok(())
+    }
+
+    /// Ironic's rule: every port of a group is on the same physical network
+    /// (possibly none) as the others, or as the group says when it has no
+    /// other ports.
+    async fn check_port_physnet(&self, port: &Port, group: &Portgroup) -> Result<()> {
+        let members = ferric_db::PortFilter {
+            portgroup_id: Some(group.id),
+            ..Default::default()
+        };
+        let others = self
+            .inner
+            .store
+            .list_ports(&members, &ferric_db::Page::default())
+            .await?;
+        let physnets: std::collections::BTreeSet<Option<&str>> = others
+            .iter()
+            .filter(|p| p.uuid != port.uuid)
+            .map(|p| p.physical_network.as_deref())
+            .collect();
+        let shown = |p: Option<&str>| p.unwrap_or("None").to_owned();
+        if physnets.len() > 1 {
+            let listed: Vec<String> = physnets.iter().map(|p| shown(*p)).collect();
+            return Err(ConductorError::Failed(format!(
+                "Port group {} has member ports with inconsistent physical networks ({}). All ports in a port \
+                 group must have the same physical network.",
+                group.uuid,
+                listed.join(", ")
+            )));
+        }
+        let expected = match physnets.first() {
+            Some(p) => *p,
+            None if group.physical_network.is_some() => group.physical_network.as_deref(),
+            None => return Ok(()),
+        };
+        if port.physical_network.as_deref() == expected {
+            return Ok(());
+        }
+        Err(ConductorError::Conflict(format!(
+            "Port with physical network {} cannot become a member of port group {} which has ports in physical \
+             network {}.",
+            shown(port.physical_network.as_deref()),
+            group.uuid,
+            shown(expected)
+        )))
     }
 
     /// Updates a port under its node's lock, on the port as it stands once
@@ -191,7 +245,7 @@ impl Conductor {
                     .get_node(&Ident::Uuid(updated.node_uuid))
                     .await?;
             }
-            self.check_port_group(&updated).await?;
+            self.check_port_group(&updated, Some(&current)).await?;
             Ok(self.inner.store.save_port(&updated).await?)
         }
         .await;

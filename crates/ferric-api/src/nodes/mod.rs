@@ -14,6 +14,7 @@ use ferric_db::query::NODE_SORT_COLUMNS;
 use ferric_db::NodeFilter;
 use serde_json::Value;
 
+use crate::compat::JsonSuffix;
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::listing::ListArgs;
@@ -73,6 +74,22 @@ pub async fn load(app: &AppState, ctx: &Ctx, raw: &str) -> ApiResult<Node> {
         }
         other => other.into(),
     })
+}
+
+/// [`load`] for a URL that lost a `.json` suffix: a node not found without
+/// it is looked for again with it (a node may be named `n1.json`).
+pub async fn load_with_suffix(
+    app: &AppState,
+    ctx: &Ctx,
+    raw: &str,
+    suffix: JsonSuffix,
+) -> ApiResult<Node> {
+    match load(app, ctx, raw).await {
+        Err(e) if suffix.0 && e.status == StatusCode::NOT_FOUND => {
+            load(app, ctx, &format!("{raw}.json")).await
+        }
+        other => other,
+    }
 }
 
 pub fn render<'a>(app: &'a AppState, ctx: &'a Ctx, shape: Shape<'a>) -> Render<'a> {
@@ -305,6 +322,7 @@ pub async fn show(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(raw): Path<String>,
+    suffix: JsonSuffix,
     mut p: Params,
 ) -> ApiResult<Response> {
     let fields = crate::listing::take_fields(&ctx, &mut p)?;
@@ -312,7 +330,7 @@ pub async fn show(
     if let Some(fields) = &fields {
         view::check_fields(&ctx, fields)?;
     }
-    let node = load(&app, &ctx, &raw).await?;
+    let node = load_with_suffix(&app, &ctx, &raw, suffix).await?;
     let shape = fields.as_deref().map_or(Shape::Full, Shape::Fields);
     let r = render(&app, &ctx, shape);
     let body = serde_json::to_string(&r.node(&node)).map_err(|_| ApiError::internal())?;
@@ -439,6 +457,7 @@ pub async fn update(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(raw): Path<String>,
+    suffix: JsonSuffix,
     mut p: Params,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -463,7 +482,7 @@ pub async fn update(
             "The reset_interfaces parameter can only be used when changing the node's driver.",
         ));
     }
-    let node = load(&app, &ctx, &raw).await?;
+    let node = load_with_suffix(&app, &ctx, &raw, suffix).await?;
     check_patchable(&node, &ops, &raw, &ctx)?;
     let ident = Ident::Uuid(node.uuid);
     let parent = new_parent(&app, &node, &ops).await?;
@@ -581,10 +600,11 @@ pub async fn delete(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(raw): Path<String>,
+    suffix: JsonSuffix,
     p: Params,
 ) -> ApiResult<Response> {
     p.finish()?;
-    let node = load(&app, &ctx, &raw).await?;
+    let node = load_with_suffix(&app, &ctx, &raw, suffix).await?;
     app.conductor.destroy_node(&Ident::Uuid(node.uuid)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
