@@ -348,3 +348,8 @@ def test_inspection_through_the_agent(rig):
     assert status == 200
     assert inventory["inventory"]["interfaces"][0]["mac_address"] == m.mac
     assert inventory["inventory"]["disks"][0]["size"] == 8 << 30
+    # The stock client's `node inventory save`, to stdout and to a file.
+    assert json.loads(r.cli.ok("node", "inventory", "save", uuid)) == inventory
+    saved = r.root / "inventory.json"
+    r.cli.ok("node", "inventory", "save", uuid, "--file", str(saved))
+    assert json.loads(saved.read_text()) == inventory

@@ -173,3 +173,34 @@ def test_clean_hold_abort_and_unhold(ferric, cli, name):
     assert shown["last_error"] is None
     assert shown["clean_step"] == {}
     assert shown["conductor"] == SHARED_HOST
+
+
+def test_node_history_with_the_cli(ferric, cli, name):
+    """`node history list [--long]` and `node history get` show the
+    errors a node met, newest last, with the state it was in."""
+    uuid = cli.create_node("--name", name())["uuid"]
+    cli.ok("node", "manage", uuid, "--wait", WAIT)
+    cli.move(uuid, "clean", "clean hold", "--clean-steps", HOLD)
+    cli.ok("node", "abort", uuid)
+    ferric.wait_for_state(uuid, "clean failed")
+    aborted = 'By request, the clean operation was aborted during or after the completion of step "deploy.hold"'
+
+    events = cli.json("node", "history", "list", uuid)
+    assert events, "no history"
+    assert list(events[-1]) == ["uuid", "created_at", "severity", "event"]
+    assert events[-1]["severity"] == "ERROR"
+    assert events[-1]["event"] == aborted
+
+    long = cli.json("node", "history", "list", uuid, "--long")
+    assert list(long[-1]) == ["uuid", "created_at", "severity", "event_type", "event", "conductor", "user",
+                              "project", "state", "target_provision_state", "duration_seconds"]
+    assert long[-1]["event_type"] == "cleaning"
+    assert long[-1]["conductor"] == SHARED_HOST
+
+    one = cli.json("node", "history", "get", uuid, events[-1]["uuid"])
+    assert one["uuid"] == events[-1]["uuid"]
+    assert one["event"] == aborted
+    assert one["severity"] == "ERROR"
+    assert "links" not in one
+    missing = cli.fails("node", "history", "get", uuid, "00000000-0000-0000-0000-000000000000")
+    assert "could not be found" in missing.output, missing.output
