@@ -11,6 +11,7 @@
 
 pub mod chassis;
 pub mod conductors;
+pub mod console;
 pub mod context;
 pub mod drivers;
 pub mod error;
@@ -211,6 +212,12 @@ fn v1_routes() -> Router<AppState> {
         .route("/drivers/{name}/properties", get(drivers::properties))
         .route("/conductors", get(conductors::list))
         .route("/conductors/{host}", get(conductors::show))
+        // Node actions: console, vendor passthru, driver RAID, children,
+        // shards, events.
+        .route(
+            "/nodes/{node}/states/console",
+            get(console::show).put(console::set),
+        )
 }
 
 async fn not_found() -> Response {

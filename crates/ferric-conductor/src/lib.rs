@@ -22,6 +22,8 @@ mod nodes;
 mod periodic;
 mod power;
 mod task;
+// Node actions: console, vendor passthru, RAID.
+mod console;
 
 use std::sync::Arc;
 

@@ -435,6 +435,10 @@ impl ConsoleInterface for FakeConsole {
     async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
         Ok(())
     }
+    /// Ironic's fake console has nothing to connect to: its info is empty.
+    async fn get_console(&self, _task: &Task<'_>) -> Result<JsonObject, DriverError> {
+        Ok(JsonObject::new())
+    }
 }
 
 #[async_trait]

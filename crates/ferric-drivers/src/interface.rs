@@ -447,6 +447,8 @@ pub trait RescueInterface: Interface {
 pub trait ConsoleInterface: Interface {
     async fn start_console(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
     async fn stop_console(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
+    /// How to reach the enabled console (Ironic's `console_info`).
+    async fn get_console(&self, task: &Task<'_>) -> Result<JsonObject, DriverError>;
 }
 
 /// Interfaces the spine only composes, validates and runs steps of.

@@ -78,6 +78,9 @@ impl ConsoleInterface for NotSupported {
     async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
         Err(self.refuse("stop_console"))
     }
+    async fn get_console(&self, _task: &Task<'_>) -> Result<ferric_core::JsonObject, DriverError> {
+        Err(self.refuse("get_console"))
+    }
 }
 
 impl VendorInterface for NotSupported {}
@@ -324,6 +327,9 @@ impl ConsoleInterface for Unavailable {
         Err(self.refuse())
     }
     async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Err(self.refuse())
+    }
+    async fn get_console(&self, _task: &Task<'_>) -> Result<ferric_core::JsonObject, DriverError> {
         Err(self.refuse())
     }
 }
