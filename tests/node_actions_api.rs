@@ -96,3 +96,144 @@ fn a_node_without_a_console_interface_is_refused() {
         json!({"console_enabled": false, "console_info": null})
     );
 }
+
+#[test]
+fn node_vendor_passthru_lists_and_calls_the_fake_methods() {
+    let s = Server::start("");
+    s.create_node("v1");
+    let methods = s.get("/v1/nodes/v1/vendor_passthru/methods");
+    let names: Vec<&String> = methods.as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "fourth_method_shared_lock",
+            "log_passthrough",
+            "second_method",
+            "third_method_sync"
+        ]
+    );
+    assert_eq!(
+        methods["third_method_sync"],
+        json!({"http_methods": ["POST"], "async": false, "description": "Test if the value of bar is meow",
+               "attach": false, "require_exclusive_lock": true})
+    );
+    assert_eq!(
+        methods["fourth_method_shared_lock"]["require_exclusive_lock"],
+        false
+    );
+
+    // Synchronous: 200 with the method's answer; by query or by path.
+    let call = |path: &str, body: Value| s.call(Method::POST, path, Some(body));
+    assert_eq!(
+        call(
+            "/v1/nodes/v1/vendor_passthru?method=third_method_sync",
+            json!({"bar": "meow"})
+        ),
+        (200, json!(true))
+    );
+    assert_eq!(
+        call(
+            "/v1/nodes/v1/vendor_passthru/third_method_sync",
+            json!({"bar": "woof"})
+        ),
+        (200, json!(false))
+    );
+    // Asynchronous: 202 and no body, with or without the lock.
+    for method in [
+        "second_method",
+        "fourth_method_shared_lock",
+        "log_passthrough",
+    ] {
+        let (status, body) = call(
+            &format!("/v1/nodes/v1/vendor_passthru/{method}"),
+            json!({"bar": "x"}),
+        );
+        assert_eq!((status, body), (202, Value::Null), "{method}");
+    }
+    wait_field(&s, "v1", "reservation", Value::Null);
+
+    let (status, body) = call("/v1/nodes/v1/vendor_passthru/second_method", json!({}));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            400,
+            "Parameter 'bar' not passed to method 'second_method'.".into()
+        )
+    );
+    let (status, body) = call("/v1/nodes/v1/vendor_passthru/nope", json!({}));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "No handler for method nope".into())
+    );
+    let (status, body) = s.call(
+        Method::GET,
+        "/v1/nodes/v1/vendor_passthru/second_method",
+        None,
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            400,
+            "The method second_method does not support HTTP GET".into()
+        )
+    );
+    let (status, body) = call("/v1/nodes/v1/vendor_passthru", json!({}));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Method not specified".into())
+    );
+    let (status, body) = call(
+        "/v1/nodes/v1/vendor_passthru/third_method_sync",
+        json!({"bar": "meow", "baz": 1}),
+    );
+    assert_eq!(status, 500);
+    assert_eq!(
+        faultstring(&body),
+        "FakeVendorB.third_method_sync() got an unexpected keyword argument 'baz'"
+    );
+
+    s.post(
+        "/v1/nodes",
+        json!({"driver": "fake-hardware", "name": "nv", "vendor_interface": "no-vendor"}),
+    );
+    assert_eq!(s.get("/v1/nodes/nv/vendor_passthru/methods"), json!({}));
+    let (status, body) = call(
+        "/v1/nodes/nv/vendor_passthru/second_method",
+        json!({"bar": "x"}),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "No handler for method second_method".into())
+    );
+}
+
+#[test]
+fn driver_vendor_passthru_has_no_fake_methods() {
+    let s = Server::start("");
+    assert_eq!(
+        s.get("/v1/drivers/fake-hardware/vendor_passthru/methods"),
+        json!({})
+    );
+    assert_eq!(s.get("/v1/drivers/ipmi/vendor_passthru/methods"), json!({}));
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/drivers/fake-hardware/vendor_passthru?method=lookup",
+        Some(json!({})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "No handler for method lookup".into())
+    );
+    let (status, body) = s.call(
+        Method::GET,
+        "/v1/drivers/nope/vendor_passthru/methods",
+        None,
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            404,
+            "Could not find the following driver(s) or hardware type(s): nope.".into()
+        )
+    );
+}

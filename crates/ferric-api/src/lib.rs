@@ -23,6 +23,7 @@ pub mod portgroups;
 pub mod ports;
 pub mod ramdisk;
 pub mod root;
+pub mod vendor;
 pub mod version;
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{any, get, put};
 use axum::Router;
 use ferric_conductor::Conductor;
 use ferric_db::Store;
@@ -217,6 +218,24 @@ fn v1_routes() -> Router<AppState> {
         .route(
             "/nodes/{node}/states/console",
             get(console::show).put(console::set),
+        )
+        .route(
+            "/nodes/{node}/vendor_passthru/methods",
+            get(vendor::node_methods),
+        )
+        .route("/nodes/{node}/vendor_passthru", any(vendor::node_call))
+        .route(
+            "/nodes/{node}/vendor_passthru/{method}",
+            any(vendor::node_call_named),
+        )
+        .route(
+            "/drivers/{name}/vendor_passthru/methods",
+            get(vendor::driver_methods),
+        )
+        .route("/drivers/{name}/vendor_passthru", any(vendor::driver_call))
+        .route(
+            "/drivers/{name}/vendor_passthru/{method}",
+            any(vendor::driver_call_named),
         )
 }
 

@@ -24,6 +24,7 @@ mod power;
 mod task;
 // Node actions: console, vendor passthru, RAID.
 mod console;
+mod vendor;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub use error::{ConductorError, Result};
 pub use management::{InterfaceValidation, ValidationResult};
 pub use nodes::{Change, ChildChange};
 pub use power::PowerRequest;
+pub use vendor::{PassthruAnswer, PassthruCall};
 
 /// Shared state of one running conductor.
 pub(crate) struct Inner {

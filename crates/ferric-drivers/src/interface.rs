@@ -452,7 +452,7 @@ pub trait ConsoleInterface: Interface {
 }
 
 /// Interfaces the spine only composes, validates and runs steps of.
-pub trait VendorInterface: Interface {}
+pub use crate::vendor::VendorInterface;
 pub trait RaidInterface: Interface {}
 pub trait BiosInterface: Interface {}
 pub trait NetworkInterface: Interface {}

@@ -25,6 +25,7 @@ pub mod power;
 pub mod pxe;
 pub mod redfish;
 pub mod registry;
+pub mod vendor;
 
 pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig, IscsiConfig};
 pub use error::{DriverError, Source};
@@ -36,3 +37,4 @@ pub use interface::{
 };
 pub use power::{forget_agent, power_action};
 pub use registry::{CompositionError, Driver, HardwareType, Registry};
+pub use vendor::{PassthruMethod, VendorInterface};
