@@ -26,6 +26,17 @@ fn wait_field(s: &Server, node: &str, field: &str, want: Value) -> Value {
     }
 }
 
+fn unknown_driver_is_not_found(s: &Server, path: &str) {
+    let (status, body) = s.call(Method::GET, path, None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            404,
+            "Could not find the following driver(s) or hardware type(s): nope.".into()
+        )
+    );
+}
+
 #[test]
 fn console_is_enabled_shown_and_disabled() {
     let s = Server::start("");
@@ -224,16 +235,220 @@ fn driver_vendor_passthru_has_no_fake_methods() {
         (status, faultstring(&body)),
         (400, "No handler for method lookup".into())
     );
-    let (status, body) = s.call(
-        Method::GET,
-        "/v1/drivers/nope/vendor_passthru/methods",
-        None,
+    unknown_driver_is_not_found(&s, "/v1/drivers/nope/vendor_passthru/methods");
+}
+
+#[test]
+fn driver_raid_properties_are_ironics_schema_from_1_12() {
+    let s = Server::start("");
+    let props = s.get("/v1/drivers/fake-hardware/raid/logical_disk_properties");
+    let names: Vec<&String> = props.as_object().unwrap().keys().collect();
+    assert_eq!(names.len(), 10);
+    assert_eq!(names[..2], ["raid_level", "size_gb"]);
+    assert!(props["raid_level"]
+        .as_str()
+        .unwrap()
+        .starts_with("RAID level for the logical disk."));
+    assert_eq!(
+        s.get("/v1/drivers/ipmi/raid/logical_disk_properties"),
+        props
     );
+
+    let path = "/v1/drivers/fake-hardware/raid/logical_disk_properties";
+    assert_eq!(s.call_at("1.12", Method::GET, path, None).0, 200);
+    let (status, body) = s.call_at("1.11", Method::GET, path, None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (406, "Request not acceptable.".into())
+    );
+    unknown_driver_is_not_found(&s, "/v1/drivers/nope/raid/logical_disk_properties");
+}
+
+#[test]
+fn target_raid_configs_are_validated_against_ironics_schema() {
+    let s = Server::start("");
+    s.create_node("r1");
+    let good =
+        json!({"logical_disks": [{"raid_level": "1", "size_gb": 100, "is_root_volume": true}]});
+    assert_eq!(s.put("/v1/nodes/r1/states/raid", good.clone()), 204);
+    assert_eq!(s.get("/v1/nodes/r1")["target_raid_config"], good);
+
+    let refused = |body: Value| {
+        let (status, out) = s.call(Method::PUT, "/v1/nodes/r1/states/raid", Some(body));
+        (status, faultstring(&out))
+    };
+    assert_eq!(
+        refused(json!({"logical_disks": [{"raid_level": "7", "size_gb": 1}]})),
+        (
+            400,
+            "RAID config validation error: '7' is not one of ['JBOD', '0', '1', '2', '5', '6', '1+0', '5+0', '6+0']"
+                .into()
+        )
+    );
+    assert_eq!(
+        refused(json!({"logical_disks": []})),
+        (
+            400,
+            "RAID config validation error: [] should be non-empty".into()
+        )
+    );
+    assert_eq!(
+        refused(json!([1])),
+        (
+            400,
+            "Expected types <class 'dict'> for target_raid_config: [1]".into()
+        )
+    );
+    assert_eq!(s.put("/v1/nodes/r1/states/raid", json!({})), 204);
+    assert_eq!(s.get("/v1/nodes/r1")["target_raid_config"], json!({}));
+
+    let (status, _) = s.call_at(
+        "1.11",
+        Method::PUT,
+        "/v1/nodes/r1/states/raid",
+        Some(good.clone()),
+    );
+    assert_eq!(status, 406);
+    assert_eq!(
+        s.call_at(
+            "1.12",
+            Method::PUT,
+            "/v1/nodes/r1/states/raid",
+            Some(good.clone())
+        )
+        .0,
+        204
+    );
+
+    s.post(
+        "/v1/nodes",
+        json!({"driver": "fake-hardware", "name": "nr", "raid_interface": "no-raid"}),
+    );
+    let (status, body) = s.call(Method::PUT, "/v1/nodes/nr/states/raid", Some(good));
     assert_eq!(
         (status, faultstring(&body)),
         (
             404,
-            "Could not find the following driver(s) or hardware type(s): nope.".into()
+            "Driver fake-hardware does not support raid (disabled or not implemented).".into()
         )
+    );
+    assert_eq!(s.put("/v1/nodes/nr/states/raid", json!({})), 204);
+}
+
+#[test]
+fn children_are_listed_from_1_83() {
+    let s = Server::start("");
+    let parent = s.create_node("parent")["uuid"].as_str().unwrap().to_owned();
+    let a = s.post(
+        "/v1/nodes",
+        json!({"driver": "fake-hardware", "name": "a", "parent_node": "parent"}),
+    );
+    let b = s.post(
+        "/v1/nodes",
+        json!({"driver": "fake-hardware", "name": "b", "parent_node": parent}),
+    );
+    s.create_node("other");
+    let children = s.get("/v1/nodes/parent/children");
+    assert_eq!(children["children"], json!([a["uuid"], b["uuid"]]));
+    assert_eq!(children["links"]["rel"], "children");
+    assert!(children["links"]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/v1/nodes?parent_node={parent}")));
+    assert_eq!(s.get("/v1/nodes/a/children")["children"], json!([]));
+
+    assert_eq!(
+        s.call_at("1.83", Method::GET, "/v1/nodes/parent/children", None)
+            .0,
+        200
+    );
+    let (status, body) = s.call_at("1.82", Method::GET, "/v1/nodes/parent/children", None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "Resource could not be found.".into())
+    );
+
+    // The node list leaves children out unless asked.
+    let names = |path: &str| -> Vec<String> {
+        let mut v: Vec<String> = s.get(path)["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("/v1/nodes"), ["other", "parent"]);
+    assert_eq!(
+        names("/v1/nodes?include_children=true"),
+        ["a", "b", "other", "parent"]
+    );
+    assert_eq!(
+        names(&format!("/v1/nodes?parent_node={parent}")),
+        ["a", "b"]
+    );
+}
+
+#[test]
+fn shards_are_counted_from_1_82() {
+    let s = Server::start("");
+    for (name, shard) in [
+        ("s1", Some("east")),
+        ("s2", Some("east")),
+        ("s3", Some("west")),
+        ("s4", None),
+    ] {
+        let mut body = json!({"driver": "fake-hardware", "name": name});
+        if let Some(shard) = shard {
+            body["shard"] = json!(shard);
+        }
+        s.post("/v1/nodes", body);
+    }
+    assert_eq!(
+        s.get("/v1/shards"),
+        json!({"shards": [{"name": "east", "count": 2}, {"name": "None", "count": 1}, {"name": "west", "count": 1}]})
+    );
+    assert_eq!(s.call_at("1.82", Method::GET, "/v1/shards", None).0, 200);
+    let (status, body) = s.call_at("1.81", Method::GET, "/v1/shards", None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "The API version does not allow shards".into())
+    );
+    assert_eq!(s.call(Method::GET, "/v1/shards/east", None).0, 404);
+}
+
+#[test]
+fn events_are_checked_and_accepted_from_1_54() {
+    let s = Server::start("");
+    let event = json!({"events": [{"event": "network.bind_port", "port_id": "11111111-2222-3333-4444-555555555555",
+                                   "mac_address": "52:54:00:12:34:56", "status": "ACTIVE", "device_id": null}]});
+    assert_eq!(
+        s.call(Method::POST, "/v1/events", Some(event.clone())),
+        (204, Value::Null)
+    );
+    assert_eq!(
+        s.call_at("1.54", Method::POST, "/v1/events", Some(event.clone()))
+            .0,
+        204
+    );
+    let (status, body) = s.call_at("1.53", Method::POST, "/v1/events", Some(event));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "The API is not supported for this version".into())
+    );
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/events",
+        Some(json!({"events": [{"event": "network.bind_port", "port_id": "abc", "mac_address": "52:54:00:12:34:56", "status": "x"}]})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Schema error: 'abc' is not a 'uuid'".into())
+    );
+    let (status, body) = s.call(Method::POST, "/v1/events", None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Schema error: 'events' is a required property".into())
     );
 }

@@ -24,6 +24,7 @@ mod power;
 mod task;
 // Node actions: console, vendor passthru, RAID.
 mod console;
+mod raid;
 mod vendor;
 
 use std::sync::Arc;

@@ -451,9 +451,9 @@ pub trait ConsoleInterface: Interface {
     async fn get_console(&self, task: &Task<'_>) -> Result<JsonObject, DriverError>;
 }
 
+pub use crate::raid::RaidInterface;
 /// Interfaces the spine only composes, validates and runs steps of.
 pub use crate::vendor::VendorInterface;
-pub trait RaidInterface: Interface {}
 pub trait BiosInterface: Interface {}
 pub trait NetworkInterface: Interface {}
 pub trait StorageInterface: Interface {}

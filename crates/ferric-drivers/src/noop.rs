@@ -84,7 +84,11 @@ impl ConsoleInterface for NotSupported {
 }
 
 impl VendorInterface for NotSupported {}
-impl RaidInterface for NotSupported {}
+impl RaidInterface for NotSupported {
+    fn validate_raid_config(&self, _config: &ferric_core::JsonObject) -> Result<(), DriverError> {
+        Err(self.refuse("validate_raid_config"))
+    }
+}
 impl BiosInterface for NotSupported {}
 impl FirmwareInterface for NotSupported {}
 
@@ -335,7 +339,11 @@ impl ConsoleInterface for Unavailable {
 }
 
 impl VendorInterface for Unavailable {}
-impl RaidInterface for Unavailable {}
+impl RaidInterface for Unavailable {
+    fn validate_raid_config(&self, _config: &ferric_core::JsonObject) -> Result<(), DriverError> {
+        Err(self.refuse())
+    }
+}
 impl BiosInterface for Unavailable {}
 impl NetworkInterface for Unavailable {}
 impl StorageInterface for Unavailable {}

@@ -556,6 +556,17 @@ impl Registry {
             .ok_or_else(|| no_default(hw, InterfaceKind::Vendor))
     }
 
+    /// The hardware type's default RAID interface, which says what logical
+    /// disks may hold.
+    pub fn default_raid(
+        &self,
+        hw: &HardwareType,
+    ) -> Result<Arc<dyn RaidInterface>, CompositionError> {
+        self.default_interface(hw, InterfaceKind::Raid)
+            .and_then(|name| self.impls.raid.get(name).cloned())
+            .ok_or_else(|| no_default(hw, InterfaceKind::Raid))
+    }
+
     /// Driver properties of the hardware type's default interfaces.
     pub fn properties(&self, hw: &HardwareType) -> BTreeMap<&'static str, &'static str> {
         InterfaceKind::ALL
