@@ -416,6 +416,12 @@ fn shards_are_counted_from_1_82() {
         (404, "The API version does not allow shards".into())
     );
     assert_eq!(s.call(Method::GET, "/v1/shards/east", None).0, 404);
+    assert!(s.get("/v1")["shards"][0]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with("/v1/shards/"));
+    let (_, v1) = s.call_at("1.81", Method::GET, "/v1", None);
+    assert!(v1.get("shards").is_none());
 }
 
 #[test]
@@ -446,6 +452,12 @@ fn events_are_checked_and_accepted_from_1_54() {
         (status, faultstring(&body)),
         (400, "Schema error: 'abc' is not a 'uuid'".into())
     );
+    assert!(s.get("/v1").get("events").is_some());
+    assert!(s
+        .call_at("1.53", Method::GET, "/v1", None)
+        .1
+        .get("events")
+        .is_none());
     let (status, body) = s.call(Method::POST, "/v1/events", None);
     assert_eq!(
         (status, faultstring(&body)),

@@ -588,9 +588,13 @@ impl VendorInterface for FakeVendor {
 impl Interface for FakeRaid {
     fake_basics!(InterfaceKind::Raid);
 
-    /// A fake accepts any node.
-    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
-        Ok(())
+    /// As every RAID interface in Ironic: the target RAID config, if any,
+    /// must be a valid one.
+    async fn validate(&self, task: &Task<'_>) -> Result<(), DriverError> {
+        if task.node.target_raid_config.is_empty() {
+            return Ok(());
+        }
+        self.validate_raid_config(&task.node.target_raid_config)
     }
 
     fn steps(&self, _node: &Node) -> Vec<StepDef> {
