@@ -464,3 +464,16 @@ fn events_are_checked_and_accepted_from_1_54() {
         (400, "Schema error: 'events' is a required property".into())
     );
 }
+
+#[test]
+fn a_node_with_its_console_on_can_be_deleted() {
+    let s = Server::start("");
+    s.create_node("cd");
+    assert_eq!(
+        s.put("/v1/nodes/cd/states/console", json!({"enabled": true})),
+        202
+    );
+    wait_field(&s, "cd", "console_enabled", json!(true));
+    assert_eq!(s.call(Method::DELETE, "/v1/nodes/cd", None).0, 204);
+    assert_eq!(s.call(Method::GET, "/v1/nodes/cd", None).0, 404);
+}

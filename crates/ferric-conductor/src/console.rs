@@ -74,6 +74,20 @@ impl Conductor {
     }
 }
 
+/// A node being deleted with its console on has it stopped first; a
+/// failure is logged and the deletion goes on, as in Ironic.
+pub(crate) async fn stop_before_delete(task: &mut Task) {
+    if !task.node.console_enabled {
+        return;
+    }
+    if let Err(e) = task
+        .call("console.stop_console", |d, t| d.console.stop_console(t))
+        .await
+    {
+        tracing::error!(node = %task.node.uuid, error = %e.chain(), "Failed to stop console while deleting the node");
+    }
+}
+
 /// Asks the console interface to start or stop; a failure goes to
 /// `last_error` and leaves `console_enabled` as it was.
 async fn switch_console(task: &mut Task, enabled: bool) {
