@@ -145,7 +145,7 @@ fn field_names() -> Vec<String> {
     names
 }
 
-fn find<'a>(app: &'a AppState, name: &str) -> ApiResult<&'a HardwareType> {
+pub(crate) fn find<'a>(app: &'a AppState, name: &str) -> ApiResult<&'a HardwareType> {
     app.conductor
         .registry()
         .available_hardware_types()

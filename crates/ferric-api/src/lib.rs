@@ -10,19 +10,25 @@
 //!   secrets leave only masked ([`mask`]).
 
 pub mod chassis;
+pub mod children;
 pub mod compat;
 pub mod conductors;
+pub mod console;
 pub mod context;
 pub mod drivers;
 pub mod error;
+pub mod events;
 pub mod listing;
 pub mod mask;
 pub mod nodes;
 pub mod patch;
 pub mod portgroups;
 pub mod ports;
+pub mod raid;
 pub mod ramdisk;
 pub mod root;
+pub mod shards;
+pub mod vendor;
 pub mod version;
 
 use std::sync::Arc;
@@ -32,7 +38,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 use ferric_conductor::Conductor;
 use ferric_db::Store;
@@ -133,7 +139,7 @@ fn v1_routes() -> Router<AppState> {
         .route("/nodes/{node}/states", get(na::states))
         .route("/nodes/{node}/states/power", put(na::power))
         .route("/nodes/{node}/states/provision", put(na::provision))
-        .route("/nodes/{node}/states/raid", put(na::set_raid))
+        .route("/nodes/{node}/states/raid", put(raid::set_target))
         .route(
             "/nodes/{node}/maintenance",
             put(na::set_maintenance).delete(na::unset_maintenance),
@@ -208,6 +214,38 @@ fn v1_routes() -> Router<AppState> {
         .route("/drivers/{name}/properties", get(drivers::properties))
         .route("/conductors", get(conductors::list))
         .route("/conductors/{host}", get(conductors::show))
+        // Node actions: console, vendor passthru, driver RAID, children,
+        // shards, events.
+        .route(
+            "/nodes/{node}/states/console",
+            get(console::show).put(console::set),
+        )
+        .route(
+            "/nodes/{node}/vendor_passthru/methods",
+            get(vendor::node_methods),
+        )
+        .route("/nodes/{node}/vendor_passthru", any(vendor::node_call))
+        .route(
+            "/nodes/{node}/vendor_passthru/{method}",
+            any(vendor::node_call_named),
+        )
+        .route(
+            "/drivers/{name}/vendor_passthru/methods",
+            get(vendor::driver_methods),
+        )
+        .route("/drivers/{name}/vendor_passthru", any(vendor::driver_call))
+        .route(
+            "/drivers/{name}/vendor_passthru/{method}",
+            any(vendor::driver_call_named),
+        )
+        .route(
+            "/drivers/{name}/raid/logical_disk_properties",
+            get(raid::logical_disk_properties),
+        )
+        .route("/nodes/{node}/children", get(children::list))
+        .route("/shards", get(shards::list))
+        .route("/shards/{name}", get(shards::show))
+        .route("/events", post(events::post))
 }
 
 async fn not_found() -> Response {

@@ -36,6 +36,8 @@ const RESOURCES: &[(&str, u32)] = &[
     ("drivers", 1),
     ("portgroups", at::PORTGROUPS),
     ("conductors", at::CONDUCTORS),
+    ("events", 54),
+    ("shards", at::NODE_SHARD),
 ];
 
 pub async fn v1(ctx: Ctx) -> Response {

@@ -22,6 +22,10 @@ mod nodes;
 mod periodic;
 mod power;
 mod task;
+// Node actions: console, vendor passthru, RAID.
+mod console;
+mod raid;
+mod vendor;
 
 use std::sync::Arc;
 
@@ -41,6 +45,7 @@ pub use error::{ConductorError, Result};
 pub use management::{InterfaceValidation, ValidationResult};
 pub use nodes::{Change, ChildChange};
 pub use power::PowerRequest;
+pub use vendor::{PassthruAnswer, PassthruCall};
 
 /// Shared state of one running conductor.
 pub(crate) struct Inner {

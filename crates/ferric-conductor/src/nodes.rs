@@ -89,10 +89,11 @@ impl Conductor {
     /// Deletes a node and its ports, with Ironic's refusals.
     pub async fn destroy_node(&self, ident: &NodeIdent) -> Result<()> {
         let node = self.inner.store.get_node(ident).await?;
-        let task = self.inner.lock(&Ident::Uuid(node.uuid)).await?;
+        let mut task = self.inner.lock(&Ident::Uuid(node.uuid)).await?;
         if let Err(e) = check_destroy(&task, self.inner.config.allow_deleting_available_nodes) {
             return crate::flows::refuse(task, e).await;
         }
+        crate::console::stop_before_delete(&mut task).await;
         task.delete_node().await
     }
 

@@ -8,6 +8,7 @@ pub mod conductor;
 pub mod history;
 pub mod ids;
 pub mod interfaces;
+pub mod jsonschema;
 pub mod node;
 pub mod port;
 pub mod secret;

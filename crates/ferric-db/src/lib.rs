@@ -167,4 +167,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the node's inventory, replacing an earlier one.
     async fn save_inventory(&self, inventory: &NodeInventory) -> DbResult<()>;
     async fn get_inventory(&self, node: NodeUuid) -> DbResult<NodeInventory>;
+
+    // Shards.
+    /// Each node shard with its number of nodes (`None`: nodes without a
+    /// shard), most nodes first.
+    async fn shard_counts(&self) -> DbResult<Vec<(Option<String>, u64)>>;
 }

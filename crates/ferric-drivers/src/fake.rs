@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::error::DriverError;
 use crate::interface::*;
+use crate::vendor::PassthruMethod;
 
 /// A delay in whole seconds: fixed (`"3"`) or drawn from a triangular
 /// distribution weighted on the first value (`"1,5"`).
@@ -435,6 +436,10 @@ impl ConsoleInterface for FakeConsole {
     async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
         Ok(())
     }
+    /// Ironic's fake console has nothing to connect to: its info is empty.
+    async fn get_console(&self, _task: &Task<'_>) -> Result<JsonObject, DriverError> {
+        Ok(JsonObject::new())
+    }
 }
 
 #[async_trait]
@@ -481,15 +486,115 @@ impl Interface for FakeVendor {
         }
     }
 }
-impl VendorInterface for FakeVendor {}
+/// Ironic's `fake` vendor interface (its FakeVendorB): methods that tell
+/// whether `bar` is a given word.
+const FAKE_PASSTHRU: &[PassthruMethod] = &[
+    fake_method(
+        "fourth_method_shared_lock",
+        true,
+        "Test if the value of bar is woof",
+        false,
+    ),
+    fake_method("log_passthrough", true, "Test pass-through to wait.", true),
+    fake_method(
+        "second_method",
+        true,
+        "Test if the value of bar is kazoo",
+        true,
+    ),
+    fake_method(
+        "third_method_sync",
+        false,
+        "Test if the value of bar is meow",
+        true,
+    ),
+];
+
+const fn fake_method(
+    name: &'static str,
+    is_async: bool,
+    description: &'static str,
+    require_exclusive_lock: bool,
+) -> PassthruMethod {
+    PassthruMethod {
+        name,
+        http_methods: &["POST"],
+        is_async,
+        description,
+        attach: false,
+        require_exclusive_lock,
+    }
+}
+
+/// The word each method compares `bar` with.
+fn fake_word(method: &str) -> Option<&'static str> {
+    match method {
+        "second_method" => Some("kazoo"),
+        "third_method_sync" => Some("meow"),
+        "fourth_method_shared_lock" => Some("woof"),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl VendorInterface for FakeVendor {
+    fn passthru_methods(&self) -> Vec<PassthruMethod> {
+        FAKE_PASSTHRU.to_vec()
+    }
+
+    async fn validate_passthru(
+        &self,
+        _task: &Task<'_>,
+        method: &str,
+        args: &JsonObject,
+    ) -> Result<(), DriverError> {
+        if fake_word(method).is_some() && !crate::vendor::truthy(args.get("bar")) {
+            return Err(DriverError::MissingParameter(format!(
+                "Parameter 'bar' not passed to method '{method}'."
+            )));
+        }
+        Ok(())
+    }
+
+    async fn passthru(
+        &self,
+        task: &mut Task<'_>,
+        method: &str,
+        _http_method: &str,
+        args: &JsonObject,
+    ) -> Result<serde_json::Value, DriverError> {
+        if method == "log_passthrough" {
+            tracing::debug!(node = %task.node.uuid, args = ?args.keys().collect::<Vec<_>>(), "fake vendor log_passthrough called");
+            self.delay.wait().await;
+            return Ok(serde_json::Value::Null);
+        }
+        let Some(word) = fake_word(method) else {
+            return Err(crate::vendor::no_handler(method));
+        };
+        // Python refuses an argument the method does not take.
+        if let Some(extra) = args.keys().find(|k| *k != "bar") {
+            return Err(DriverError::failed(format!(
+                "FakeVendorB.{method}() got an unexpected keyword argument '{extra}'"
+            )));
+        }
+        self.delay.wait().await;
+        Ok(serde_json::Value::Bool(
+            args.get("bar").and_then(|b| b.as_str()) == Some(word),
+        ))
+    }
+}
 
 #[async_trait]
 impl Interface for FakeRaid {
     fake_basics!(InterfaceKind::Raid);
 
-    /// A fake accepts any node.
-    async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
-        Ok(())
+    /// As every RAID interface in Ironic: the target RAID config, if any,
+    /// must be a valid one.
+    async fn validate(&self, task: &Task<'_>) -> Result<(), DriverError> {
+        if task.node.target_raid_config.is_empty() {
+            return Ok(());
+        }
+        self.validate_raid_config(&task.node.target_raid_config)
     }
 
     fn steps(&self, _node: &Node) -> Vec<StepDef> {

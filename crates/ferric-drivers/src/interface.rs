@@ -447,11 +447,13 @@ pub trait RescueInterface: Interface {
 pub trait ConsoleInterface: Interface {
     async fn start_console(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
     async fn stop_console(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
+    /// How to reach the enabled console (Ironic's `console_info`).
+    async fn get_console(&self, task: &Task<'_>) -> Result<JsonObject, DriverError>;
 }
 
+pub use crate::raid::RaidInterface;
 /// Interfaces the spine only composes, validates and runs steps of.
-pub trait VendorInterface: Interface {}
-pub trait RaidInterface: Interface {}
+pub use crate::vendor::VendorInterface;
 pub trait BiosInterface: Interface {}
 pub trait NetworkInterface: Interface {}
 pub trait StorageInterface: Interface {}

@@ -23,8 +23,10 @@ pub mod ipmi;
 pub mod noop;
 pub mod power;
 pub mod pxe;
+pub mod raid;
 pub mod redfish;
 pub mod registry;
+pub mod vendor;
 
 pub use config::{AgentConfig, DeployConfig, DriverConfig, InspectorConfig, IscsiConfig};
 pub use error::{DriverError, Source};
@@ -35,4 +37,6 @@ pub use interface::{
     StepFlow, Task, TaskParts,
 };
 pub use power::{forget_agent, power_action};
+pub use raid::RaidInterface;
 pub use registry::{CompositionError, Driver, HardwareType, Registry};
+pub use vendor::{PassthruMethod, VendorInterface};

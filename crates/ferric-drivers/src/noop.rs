@@ -78,10 +78,17 @@ impl ConsoleInterface for NotSupported {
     async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
         Err(self.refuse("stop_console"))
     }
+    async fn get_console(&self, _task: &Task<'_>) -> Result<ferric_core::JsonObject, DriverError> {
+        Err(self.refuse("get_console"))
+    }
 }
 
 impl VendorInterface for NotSupported {}
-impl RaidInterface for NotSupported {}
+impl RaidInterface for NotSupported {
+    fn validate_raid_config(&self, _config: &ferric_core::JsonObject) -> Result<(), DriverError> {
+        Err(self.refuse("validate_raid_config"))
+    }
+}
 impl BiosInterface for NotSupported {}
 impl FirmwareInterface for NotSupported {}
 
@@ -326,10 +333,17 @@ impl ConsoleInterface for Unavailable {
     async fn stop_console(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
         Err(self.refuse())
     }
+    async fn get_console(&self, _task: &Task<'_>) -> Result<ferric_core::JsonObject, DriverError> {
+        Err(self.refuse())
+    }
 }
 
 impl VendorInterface for Unavailable {}
-impl RaidInterface for Unavailable {}
+impl RaidInterface for Unavailable {
+    fn validate_raid_config(&self, _config: &ferric_core::JsonObject) -> Result<(), DriverError> {
+        Err(self.refuse())
+    }
+}
 impl BiosInterface for Unavailable {}
 impl NetworkInterface for Unavailable {}
 impl StorageInterface for Unavailable {}

@@ -545,6 +545,28 @@ impl Registry {
         })
     }
 
+    /// The hardware type's default vendor interface, which driver-level
+    /// passthru calls go to.
+    pub fn default_vendor(
+        &self,
+        hw: &HardwareType,
+    ) -> Result<Arc<dyn VendorInterface>, CompositionError> {
+        self.default_interface(hw, InterfaceKind::Vendor)
+            .and_then(|name| self.impls.vendor.get(name).cloned())
+            .ok_or_else(|| no_default(hw, InterfaceKind::Vendor))
+    }
+
+    /// The hardware type's default RAID interface, which says what logical
+    /// disks may hold.
+    pub fn default_raid(
+        &self,
+        hw: &HardwareType,
+    ) -> Result<Arc<dyn RaidInterface>, CompositionError> {
+        self.default_interface(hw, InterfaceKind::Raid)
+            .and_then(|name| self.impls.raid.get(name).cloned())
+            .ok_or_else(|| no_default(hw, InterfaceKind::Raid))
+    }
+
     /// Driver properties of the hardware type's default interfaces.
     pub fn properties(&self, hw: &HardwareType) -> BTreeMap<&'static str, &'static str> {
         InterfaceKind::ALL
@@ -555,6 +577,14 @@ impl Registry {
             })
             .flat_map(|i| i.properties())
             .collect()
+    }
+}
+
+fn no_default(hw: &HardwareType, kind: InterfaceKind) -> CompositionError {
+    CompositionError::NoDefault {
+        kind,
+        driver: hw.name.to_owned(),
+        node_info: String::new(),
     }
 }
 

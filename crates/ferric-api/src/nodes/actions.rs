@@ -774,27 +774,3 @@ pub async fn remove_trait(
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
-
-/// `PUT /states/raid`: the RAID configuration to build at the next clean.
-pub async fn set_raid(
-    State(app): State<AppState>,
-    ctx: Ctx,
-    Path(raw): Path<String>,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
-    ctx.require(at::RAID_CONFIG)?;
-    let Value::Object(config) = body else {
-        return Err(ApiError::bad_request(
-            "RAID config validation error: the configuration must be an object",
-        ));
-    };
-    let node = load(&app, &ctx, &raw).await?;
-    let change: ferric_conductor::Change<'_, Node> = Box::new(move |n: &mut Node| {
-        n.target_raid_config = config;
-        Ok(())
-    });
-    app.conductor
-        .update_node(&Ident::Uuid(node.uuid), change, false)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}

@@ -11,6 +11,7 @@ mod conductors;
 mod history;
 mod nodes;
 mod ports;
+mod shards;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -637,5 +638,10 @@ impl crate::Store for SqliteStore {
     }
     async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ferric_core::ConductorRecord>> {
         self.conductor_list(page).await
+    }
+
+    // Shards.
+    async fn shard_counts(&self) -> DbResult<Vec<(Option<String>, u64)>> {
+        self.shards_count().await
     }
 }
