@@ -113,7 +113,18 @@ impl Server {
     /// A call at the newest version; returns status and JSON body (null
     /// when empty).
     pub fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let resp = self.request(method, path, Some(LATEST), body.as_ref());
+        self.call_at(LATEST, method, path, body)
+    }
+
+    /// [`Server::call`] at `version`.
+    pub fn call_at(
+        &self,
+        version: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let resp = self.request(method, path, Some(version), body.as_ref());
         let status = resp.status().as_u16();
         let text = resp.text().expect("body");
         let json = if text.is_empty() {

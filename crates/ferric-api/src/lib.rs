@@ -9,6 +9,7 @@
 //! - Every error leaves through [`error::ApiError`], in Ironic's body shape;
 //!   secrets leave only masked ([`mask`]).
 
+pub mod bios_firmware;
 pub mod chassis;
 pub mod conductors;
 pub mod context;
@@ -16,6 +17,7 @@ pub mod drivers;
 pub mod error;
 pub mod listing;
 pub mod mask;
+pub mod node_hardware;
 pub mod nodes;
 pub mod patch;
 pub mod portgroups;
@@ -211,6 +213,35 @@ fn v1_routes() -> Router<AppState> {
         .route("/drivers/{name}/properties", get(drivers::properties))
         .route("/conductors", get(conductors::list))
         .route("/conductors/{host}", get(conductors::show))
+        // BIOS, firmware, boot mode, secure boot, virtual media, indicators.
+        .route("/nodes/{node}/bios", get(bios_firmware::list_bios))
+        .route(
+            "/nodes/{node}/bios/{setting}",
+            get(bios_firmware::show_bios),
+        )
+        .route("/nodes/{node}/firmware", get(bios_firmware::list_firmware))
+        .route(
+            "/nodes/{node}/states/boot_mode",
+            put(node_hardware::set_boot_mode),
+        )
+        .route(
+            "/nodes/{node}/states/secure_boot",
+            put(node_hardware::set_secure_boot),
+        )
+        .route(
+            "/nodes/{node}/vmedia",
+            get(node_hardware::get_vmedia)
+                .post(node_hardware::attach_vmedia)
+                .delete(node_hardware::detach_vmedia),
+        )
+        .route(
+            "/nodes/{node}/management/indicators",
+            get(node_hardware::list_indicators),
+        )
+        .route(
+            "/nodes/{node}/management/indicators/{indicator}",
+            get(node_hardware::get_indicator).put(node_hardware::set_indicator),
+        )
 }
 
 async fn not_found() -> Response {
