@@ -240,15 +240,30 @@ fn parse_device_types(raw: Option<String>) -> ApiResult<Option<Vec<BootDevice>>>
     Ok(Some(names.iter().filter_map(|n| n.parse().ok()).collect()))
 }
 
-/// `DELETE /v1/nodes/{node}/vmedia[?device_types=]`.
+/// `DELETE /v1/nodes/{node}/vmedia[?device_types=]`; openstacksdk sends
+/// `device_types` in a JSON body instead, which Ironic takes too.
 pub async fn detach_vmedia(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(raw): Path<String>,
     mut p: Params,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     vmedia_exists(&ctx, ATTACH_DETACH_VMEDIA)?;
-    let devices = parse_device_types(p.take("device_types"))?;
+    let obj = body_object(body, &["device_types"])?;
+    let from_body = match obj.get("device_types") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        Some(other) => Some(other.to_string()),
+    };
+    let devices = parse_device_types(p.take("device_types").or(from_body))?;
     p.finish()?;
     let node = load(&app, &ctx, &raw).await?;
     app.conductor
