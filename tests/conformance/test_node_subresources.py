@@ -8,26 +8,14 @@ redfish management interface against `ferric lab bmc`."""
 
 from __future__ import annotations
 
-import time
-
 import openstack
 
 from conftest import Cli
-from test_lab_bmc import Lab
+from test_lab_bmc import Lab, wait_until
 
 
 def connect(url):
     return openstack.connect(auth_type="none", auth={"endpoint": url}, load_yaml_config=False, load_envvars=False)
-
-
-def wait_until(pred, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def clean(cli: Cli, node: str, steps: str) -> None:
@@ -125,10 +113,10 @@ def test_virtual_media_on_fake_hardware_with_openstacksdk(ferric, cli, name):
     node = cli.create_node("--name", name())["uuid"]
     conn = connect(ferric.url)
     conn.baremetal.attach_vmedia_to_node(node, "cdrom", "http://images.example.com/boot.iso")
-    media = wait_until(lambda: (m := vmedia(ferric, node))[1]["inserted"] and m, "the cdrom inserted")
+    media = wait_until(lambda: (m := vmedia(ferric, node))[1]["inserted"] and m, "the cdrom inserted", 20)
     assert media[1] == {"media_types": ["CD"], "inserted": True, "image": "http://images.example.com/boot.iso"}
     conn.baremetal.detach_vmedia_from_node(node, ["cdrom"])
-    wait_until(lambda: not vmedia(ferric, node)[1]["inserted"], "the cdrom ejected")
+    wait_until(lambda: not vmedia(ferric, node)[1]["inserted"], "the cdrom ejected", 20)
 
     status, _ = ferric.api("POST", f"/v1/nodes/{node}/vmedia", {"device_type": "cdrom", "image_url": "http://x/a.iso"},
                            version="1.88")
@@ -148,11 +136,11 @@ def test_virtual_media_through_the_redfish_management_interface(spawn, workdir):
             "--driver-info", "redfish_username=admin", "--driver-info", "redfish_password=password")["uuid"]
         conn = connect(server.url)
         conn.baremetal.attach_vmedia_to_node(node, "cdrom", "http://images.example.com/rescue.iso")
-        media = wait_until(lambda: (m := vmedia(server, node)) and m[0]["inserted"] and m, "the BMC's cd inserted")
+        media = wait_until(lambda: (m := vmedia(server, node)) and m[0]["inserted"] and m, "the BMC's cd inserted", 20)
         assert media[0]["image"] == "http://images.example.com/rescue.iso"
         assert "CD" in media[0]["media_types"]
         assert server.node(node)["last_error"] is None
         conn.baremetal.detach_vmedia_from_node(node)
-        wait_until(lambda: not vmedia(server, node)[0]["inserted"], "the BMC's cd ejected")
+        wait_until(lambda: not vmedia(server, node)[0]["inserted"], "the BMC's cd ejected", 20)
     finally:
         lab.stop()

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::error::DriverError;
 use crate::interface::*;
 use crate::management::{
-    media_type_of, Indicator, IndicatorState, VirtualMediaDevice, VMEDIA_DEVICES,
+    media_type_of, vmedia_type_of, Indicator, IndicatorState, VirtualMediaDevice, VMEDIA_DEVICES,
 };
 
 /// A delay in whole seconds: fixed (`"3"`) or drawn from a triangular
@@ -438,11 +438,7 @@ impl ManagementInterface for FakeManagement {
         image_url: &str,
     ) -> Result<(), DriverError> {
         self.delay.wait().await;
-        if !VMEDIA_DEVICES.contains(&device) {
-            return Err(DriverError::InvalidParameter(format!(
-                "Invalid device type {device} for virtual media."
-            )));
-        }
+        vmedia_type_of(device)?;
         self.with_bmc(task.node.uuid, |bmc| {
             bmc.media.insert(device, image_url.to_owned())
         });

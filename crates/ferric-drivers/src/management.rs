@@ -80,6 +80,16 @@ pub fn media_type_of(device: BootDevice) -> Option<&'static str> {
     }
 }
 
+/// [`media_type_of`], or the refusal of a device that is not one for
+/// virtual media.
+pub fn vmedia_type_of(device: BootDevice) -> Result<&'static str, crate::DriverError> {
+    media_type_of(device).ok_or_else(|| {
+        crate::DriverError::InvalidParameter(format!(
+            "Invalid device type {device} for virtual media."
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -534,13 +534,7 @@ impl ManagementInterface for RedfishManagement {
 
 /// Redfish's media type of a virtual media device type.
 fn vmedia_type(device: BootDevice) -> Result<MediaType, DriverError> {
-    crate::management::media_type_of(device)
-        .map(MediaType::from_wire)
-        .ok_or_else(|| {
-            DriverError::InvalidParameter(format!(
-                "Invalid device type {device} for virtual media."
-            ))
-        })
+    crate::management::vmedia_type_of(device).map(MediaType::from_wire)
 }
 
 /// A device as `GET /vmedia` shows it.
