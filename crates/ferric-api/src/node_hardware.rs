@@ -100,6 +100,7 @@ pub async fn set_secure_boot(
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(Value::String(s)) => Some(crate::context::parse_bool("target", s)?),
+        Some(Value::Number(n)) => Some(crate::context::parse_bool("target", &n.to_string())?),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "Invalid target: Unrecognized value '{other}', acceptable values are: '0', '1', 'f', 'false', \
@@ -197,7 +198,9 @@ fn parse_attach(body: Value) -> ApiResult<(BootDevice, String)> {
     Ok((device, url.clone()))
 }
 
-/// `POST /v1/nodes/{node}/vmedia` `{"device_type", "image_url"}`.
+/// `POST /v1/nodes/{node}/vmedia` `{"device_type", "image_url"}`. The
+/// BMC is given the URL itself, whatever `image_download_source` says
+/// (Ironic's default, `local`, has the conductor serve a copy).
 pub async fn attach_vmedia(
     State(app): State<AppState>,
     ctx: Ctx,
