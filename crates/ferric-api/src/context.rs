@@ -107,6 +107,11 @@ impl Params {
         found
     }
 
+    /// Whether `name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
     /// The parameters that select what a list holds (not how it is paged
     /// or shown): what a `next` link must carry over.
     pub fn filters(&self) -> Vec<(String, String)> {

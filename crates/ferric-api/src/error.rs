@@ -125,7 +125,7 @@ impl From<ConductorError> for ApiError {
             | C::Unsupported { .. }
             | C::Invalid(_) => StatusCode::BAD_REQUEST,
             C::NodeProtected(_) => StatusCode::FORBIDDEN,
-            C::NoFreeWorker => StatusCode::SERVICE_UNAVAILABLE,
+            C::NoFreeWorker | C::TemporaryFailure(_) => StatusCode::SERVICE_UNAVAILABLE,
             C::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             C::Storage(inner) => {
                 tracing::error!(error = ?inner, "storage failure");

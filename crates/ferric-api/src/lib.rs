@@ -9,6 +9,7 @@
 //! - Every error leaves through [`error::ApiError`], in Ironic's body shape;
 //!   secrets leave only masked ([`mask`]).
 
+pub mod bios_firmware;
 pub mod chassis;
 pub mod children;
 pub mod compat;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod listing;
 pub mod mask;
+pub mod node_hardware;
 pub mod nodes;
 pub mod patch;
 pub mod portgroups;
@@ -246,6 +248,35 @@ fn v1_routes() -> Router<AppState> {
         .route("/shards", get(shards::list))
         .route("/shards/{name}", get(shards::show))
         .route("/events", post(events::post))
+        // BIOS, firmware, boot mode, secure boot, virtual media, indicators.
+        .route("/nodes/{node}/bios", get(bios_firmware::list_bios))
+        .route(
+            "/nodes/{node}/bios/{setting}",
+            get(bios_firmware::show_bios),
+        )
+        .route("/nodes/{node}/firmware", get(bios_firmware::list_firmware))
+        .route(
+            "/nodes/{node}/states/boot_mode",
+            put(node_hardware::set_boot_mode),
+        )
+        .route(
+            "/nodes/{node}/states/secure_boot",
+            put(node_hardware::set_secure_boot),
+        )
+        .route(
+            "/nodes/{node}/vmedia",
+            get(node_hardware::get_vmedia)
+                .post(node_hardware::attach_vmedia)
+                .delete(node_hardware::detach_vmedia),
+        )
+        .route(
+            "/nodes/{node}/management/indicators",
+            get(node_hardware::list_indicators),
+        )
+        .route(
+            "/nodes/{node}/management/indicators/{indicator}",
+            get(node_hardware::get_indicator).put(node_hardware::set_indicator),
+        )
 }
 
 async fn not_found() -> Response {

@@ -66,6 +66,10 @@ pub enum ConductorError {
     #[error("Requested action cannot be performed due to lack of free conductor workers.")]
     NoFreeWorker,
 
+    /// Try again later (503).
+    #[error("{0}")]
+    TemporaryFailure(String),
+
     /// A driver operation failed outright (500).
     #[error("{0}")]
     Failed(String),
@@ -94,6 +98,20 @@ impl From<CompositionError> for ConductorError {
     }
 }
 
+/// Operations Ironic's base classes refuse by their own name rather than
+/// by their interface's.
+const NAMED_BY_OPERATION: &[&str] = &[
+    "abort",
+    "get_secure_boot_state",
+    "set_secure_boot_state",
+    "get_supported_indicators",
+    "get_indicator_state",
+    "set_indicator_state",
+    "get_virtual_media",
+    "attach_virtual_media",
+    "detach_virtual_media",
+];
+
 impl ConductorError {
     /// A driver error met while serving a request synchronously.
     pub fn from_driver(driver: &str, e: DriverError) -> Self {
@@ -101,13 +119,13 @@ impl ConductorError {
             DriverError::InvalidParameter(m) | DriverError::MissingParameter(m) => {
                 ConductorError::Invalid(m)
             }
-            // Ironic's `no-*` interfaces name their interface type, except
-            // for inspection's `abort`, which the base class refuses by name.
+            // Ironic's `no-*` interfaces name their interface type; the
+            // base classes refuse some operations by their own name.
             DriverError::Unsupported {
                 kind, operation, ..
             } => ConductorError::Unsupported {
                 driver: driver.to_owned(),
-                extension: if operation == "abort" {
+                extension: if NAMED_BY_OPERATION.contains(&operation) {
                     operation.to_owned()
                 } else {
                     kind.to_string()

@@ -17,6 +17,7 @@ mod clock;
 mod config;
 mod error;
 mod flows;
+mod hardware;
 mod management;
 mod nodes;
 mod periodic;

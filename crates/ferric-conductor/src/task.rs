@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferric_core::states::{self, Landing};
-use ferric_core::{Event, InterfaceKind, Node, NodeIdent, Port, ProvisionState};
+use ferric_core::{BiosSetting, Event, InterfaceKind, Node, NodeIdent, Port, ProvisionState};
 use ferric_db::{AfterSave, DbError, PortFilter};
 use ferric_drivers::{bounded, Driver, DriverError, Persist, TaskParts};
 
@@ -351,6 +351,30 @@ impl Persist for Locked {
             .await
             .map_err(|e| store_failed("a port", e))
     }
+    async fn bios_settings(&self, node: &Node) -> Result<Vec<BiosSetting>, DriverError> {
+        self.inner
+            .store
+            .list_bios_settings(node.uuid)
+            .await
+            .map_err(|e| store_failed("the BIOS settings", e))
+    }
+
+    async fn replace_bios_settings(
+        &self,
+        node: &Node,
+        settings: &[BiosSetting],
+    ) -> Result<(), DriverError> {
+        if node.uuid != self.node {
+            return Err(DriverError::failed(
+                "BIOS settings can only be stored for the node being worked on",
+            ));
+        }
+        self.inner
+            .store
+            .replace_bios_settings(node.uuid, settings, self.inner.clock.now())
+            .await
+            .map_err(|e| store_failed("the BIOS settings", e))
+    }
 }
 
 /// For calls made without the node's lock (validation, a power read):
@@ -376,6 +400,20 @@ impl Persist for ReadOnly {
     }
     async fn record_event(&self, node: &Node, event_type: &str, event: &str) {
         tracing::info!(node = %node.uuid, event_type, event, "not recorded: no lock");
+    }
+    async fn bios_settings(&self, _node: &Node) -> Result<Vec<BiosSetting>, DriverError> {
+        Err(DriverError::failed(
+            "nothing can be read through storage without the node's lock",
+        ))
+    }
+    async fn replace_bios_settings(
+        &self,
+        _node: &Node,
+        _settings: &[BiosSetting],
+    ) -> Result<(), DriverError> {
+        Err(DriverError::failed(
+            "nothing can be stored without the node's lock",
+        ))
     }
 }
 

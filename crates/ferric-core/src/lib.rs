@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate does no I/O and imports no other
 //! Ferric crate. Everything here is plain data and pure functions.
 
+pub mod bios_firmware;
 pub mod conductor;
 pub mod history;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod secret;
 pub mod standard_traits;
 pub mod states;
 
+pub use bios_firmware::{BiosSetting, FirmwareComponent};
 pub use conductor::ConductorRecord;
 pub use history::{HistoryEvent, NodeInventory, Severity};
 pub use ids::{ChassisUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid, PortgroupUuid};

@@ -16,8 +16,8 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferric_core::{
-    Chassis, ChassisUuid, ConductorRecord, HistoryEvent, Ident, MacAddress, Node, NodeIdent,
-    NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
+    BiosSetting, Chassis, ChassisUuid, ConductorRecord, FirmwareComponent, HistoryEvent, Ident,
+    MacAddress, Node, NodeIdent, NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
 };
 
 pub use error::{DbError, DbResult};
@@ -172,4 +172,27 @@ pub trait Store: Send + Sync + 'static {
     /// Each node shard with its number of nodes (`None`: nodes without a
     /// shard), most nodes first.
     async fn shard_counts(&self) -> DbResult<Vec<(Option<String>, u64)>>;
+
+    // BIOS settings and firmware components.
+    /// The node's BIOS settings, by name.
+    async fn list_bios_settings(&self, node: NodeUuid) -> DbResult<Vec<BiosSetting>>;
+    async fn get_bios_setting(&self, node: NodeUuid, name: &str) -> DbResult<BiosSetting>;
+    /// Makes the node's BIOS settings `settings`: new names created,
+    /// changed values updated (at `now`), names not given deleted.
+    async fn replace_bios_settings(
+        &self,
+        node: NodeUuid,
+        settings: &[BiosSetting],
+        now: DateTime<Utc>,
+    ) -> DbResult<()>;
+    /// The node's firmware components, in the order first seen.
+    async fn list_firmware_components(&self, node: NodeUuid) -> DbResult<Vec<FirmwareComponent>>;
+    /// Records components just read from the node: new ones created,
+    /// changed ones updated (a new version counts as flashed).
+    async fn sync_firmware_components(
+        &self,
+        node: NodeUuid,
+        components: &[FirmwareComponent],
+        now: DateTime<Utc>,
+    ) -> DbResult<()>;
 }

@@ -3,15 +3,20 @@
 //! down by a configured delay (Ironic's `[fake]` options), which is how
 //! tests catch a node mid-flow.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferric_core::{BootDevice, InterfaceKind, JsonObject, Node, PowerState};
+use ferric_core::{BiosSetting, BootDevice, InterfaceKind, JsonObject, Node, NodeUuid, PowerState};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::DriverError;
 use crate::interface::*;
+use crate::management::{
+    media_type_of, vmedia_type_of, Indicator, IndicatorState, VirtualMediaDevice, VMEDIA_DEVICES,
+};
 use crate::vendor::PassthruMethod;
 
 /// A delay in whole seconds: fixed (`"3"`) or drawn from a triangular
@@ -127,7 +132,6 @@ macro_rules! fake_interface {
 }
 
 fake_interface!(FakePower);
-fake_interface!(FakeManagement);
 fake_interface!(FakeBoot);
 fake_interface!(FakeDeploy);
 fake_interface!(FakeInspect);
@@ -137,6 +141,74 @@ fake_interface!(FakeVendor);
 fake_interface!(FakeRaid);
 fake_interface!(FakeBios);
 fake_interface!(FakeFirmware);
+
+/// The fake management interface. Its BMC keeps what it was told about
+/// each node's indicators and virtual media in memory, as a real BMC keeps
+/// them outside Ferric's database.
+pub struct FakeManagement {
+    pub delay: DelayRange,
+    bmc: std::sync::Mutex<HashMap<NodeUuid, FakeBmc>>,
+}
+
+/// What the fake BMC remembers of one node.
+#[derive(Debug, Clone, Default)]
+struct FakeBmc {
+    indicators: HashMap<(String, String), IndicatorState>,
+    /// Inserted image per virtual media device.
+    media: HashMap<BootDevice, String>,
+}
+
+impl FakeManagement {
+    pub fn new(delay: DelayRange) -> Self {
+        FakeManagement {
+            delay,
+            bmc: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_bmc<T>(&self, node: NodeUuid, f: impl FnOnce(&mut FakeBmc) -> T) -> T {
+        let mut all = self
+            .bmc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(all.entry(node).or_default())
+    }
+
+    /// Ironic's fake indicators: a read-only LED on the chassis, a
+    /// settable one on the system.
+    fn indicators() -> Vec<Indicator> {
+        use IndicatorState::{Blinking, Off, On};
+        vec![
+            Indicator {
+                component: "chassis".into(),
+                name: "led-0".into(),
+                readonly: true,
+                states: vec![Off, On],
+            },
+            Indicator {
+                component: "system".into(),
+                name: "led".into(),
+                readonly: false,
+                states: vec![Blinking, Off, On],
+            },
+        ]
+    }
+
+    /// The indicator named, or Ironic's refusal of the component or name.
+    fn indicator(component: &str, name: &str) -> Result<Indicator, DriverError> {
+        let all = Self::indicators();
+        if !all.iter().any(|i| i.component == component) {
+            return Err(DriverError::InvalidParameter(format!(
+                "Invalid component {component} specified."
+            )));
+        }
+        all.into_iter()
+            .find(|i| i.component == component && i.name == name)
+            .ok_or_else(|| {
+                DriverError::InvalidParameter(format!("Invalid indicator {name} specified."))
+            })
+    }
+}
 
 /// The name and kind every fake shares.
 macro_rules! fake_basics {
@@ -267,6 +339,123 @@ impl ManagementInterface for FakeManagement {
     async fn set_boot_mode(&self, task: &mut Task<'_>, mode: BootMode) -> Result<(), DriverError> {
         self.delay.wait().await;
         task.node.boot_mode = Some(mode.as_str().to_owned());
+        Ok(())
+    }
+
+    /// As with the boot mode, the fake BMC's secure boot is what Ferric
+    /// last set.
+    async fn get_secure_boot_state(&self, task: &Task<'_>) -> Result<Option<bool>, DriverError> {
+        Ok(task.node.secure_boot)
+    }
+
+    async fn set_secure_boot_state(
+        &self,
+        task: &mut Task<'_>,
+        on: bool,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        task.node.secure_boot = Some(on);
+        Ok(())
+    }
+
+    async fn get_supported_indicators(
+        &self,
+        _task: &Task<'_>,
+    ) -> Result<Vec<Indicator>, DriverError> {
+        self.delay.wait().await;
+        Ok(Self::indicators())
+    }
+
+    /// Ironic's fake says `ON` for every indicator; this one says what it
+    /// was last set to, `ON` until then.
+    async fn get_indicator_state(
+        &self,
+        task: &Task<'_>,
+        component: &str,
+        indicator: &str,
+    ) -> Result<IndicatorState, DriverError> {
+        self.delay.wait().await;
+        Self::indicator(component, indicator)?;
+        let key = (component.to_owned(), indicator.to_owned());
+        Ok(self.with_bmc(task.node.uuid, |bmc| {
+            bmc.indicators
+                .get(&key)
+                .copied()
+                .unwrap_or(IndicatorState::On)
+        }))
+    }
+
+    async fn set_indicator_state(
+        &self,
+        task: &mut Task<'_>,
+        component: &str,
+        indicator: &str,
+        state: IndicatorState,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        let found = Self::indicator(component, indicator)?;
+        if found.readonly {
+            return Err(DriverError::InvalidParameter(format!(
+                "Indicator {indicator} of component {component} is read-only."
+            )));
+        }
+        if !found.states.contains(&state) {
+            return Err(DriverError::InvalidParameter(format!(
+                "Invalid state {state} for indicator {indicator} of component {component}."
+            )));
+        }
+        let key = (component.to_owned(), indicator.to_owned());
+        self.with_bmc(task.node.uuid, |bmc| bmc.indicators.insert(key, state));
+        Ok(())
+    }
+
+    /// One device per virtual media type, as a simple BMC has them.
+    async fn get_virtual_media(
+        &self,
+        task: &Task<'_>,
+    ) -> Result<Vec<VirtualMediaDevice>, DriverError> {
+        self.delay.wait().await;
+        let media = self.with_bmc(task.node.uuid, |bmc| bmc.media.clone());
+        Ok(VMEDIA_DEVICES
+            .iter()
+            .map(|device| {
+                let image = media.get(device).cloned();
+                VirtualMediaDevice {
+                    media_types: media_type_of(*device)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                    inserted: Some(image.is_some()),
+                    image: Some(image.unwrap_or_default()),
+                }
+            })
+            .collect())
+    }
+
+    async fn attach_virtual_media(
+        &self,
+        task: &mut Task<'_>,
+        device: BootDevice,
+        image_url: &str,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        vmedia_type_of(device)?;
+        self.with_bmc(task.node.uuid, |bmc| {
+            bmc.media.insert(device, image_url.to_owned())
+        });
+        Ok(())
+    }
+
+    async fn detach_virtual_media(
+        &self,
+        task: &mut Task<'_>,
+        devices: Option<&[BootDevice]>,
+    ) -> Result<(), DriverError> {
+        self.delay.wait().await;
+        self.with_bmc(task.node.uuid, |bmc| match devices {
+            None => bmc.media.clear(),
+            Some(devices) => bmc.media.retain(|d, _| !devices.contains(d)),
+        });
         Ok(())
     }
 }
@@ -660,31 +849,66 @@ impl Interface for FakeBios {
         ]
     }
 
+    /// Like Ironic's fake, `apply_configuration` makes the given settings
+    /// the node's stored ones and `factory_reset` removes them all.
     async fn execute_step(
         &self,
-        _task: &mut Task<'_>,
+        task: &mut Task<'_>,
         step: &str,
         args: &JsonObject,
     ) -> Result<Outcome, DriverError> {
         match step {
             "apply_configuration" => {
-                if !args.get("settings").is_some_and(|s| s.is_array()) {
-                    return Err(DriverError::InvalidParameter(
-                        "bios.apply_configuration needs a 'settings' list".into(),
-                    ));
-                }
+                let settings = bios_settings_arg(args)?;
                 self.delay.wait().await;
+                task.replace_bios_settings(&settings).await?;
+                self.cache_bios_settings(task).await?;
                 Ok(Outcome::Done)
             }
-            "factory_reset" | "cache_bios_settings" => {
+            "factory_reset" => {
                 self.delay.wait().await;
+                task.replace_bios_settings(&[]).await?;
+                self.cache_bios_settings(task).await?;
+                Ok(Outcome::Done)
+            }
+            "cache_bios_settings" => {
+                self.delay.wait().await;
+                self.cache_bios_settings(task).await?;
                 Ok(Outcome::Done)
             }
             other => Err(no_such_step(InterfaceKind::Bios, other)),
         }
     }
 }
+
+/// The fake BIOS holds no settings of its own: what is stored is what it
+/// has, so there is nothing to read back.
+#[async_trait]
 impl BiosInterface for FakeBios {}
+
+/// `apply_configuration`'s `settings`: a list of `{name, value}`.
+fn bios_settings_arg(args: &JsonObject) -> Result<Vec<BiosSetting>, DriverError> {
+    let bad = || {
+        DriverError::InvalidParameter(
+            "BIOS settings must be a list of dictionaries with a name and a value".into(),
+        )
+    };
+    let Some(Value::Array(items)) = args.get("settings") else {
+        return Err(bad());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let name = item.get("name").and_then(Value::as_str).ok_or_else(bad)?;
+            let value = match item.get("value").ok_or_else(bad)? {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                other => Some(ferric_core::python_repr(other)),
+            };
+            Ok(BiosSetting::new(name, value))
+        })
+        .collect()
+}
 
 #[async_trait]
 impl Interface for FakeFirmware {
@@ -693,6 +917,36 @@ impl Interface for FakeFirmware {
     /// A fake accepts any node.
     async fn validate(&self, _task: &Task<'_>) -> Result<(), DriverError> {
         Ok(())
+    }
+
+    fn steps(&self, _node: &Node) -> Vec<StepDef> {
+        let mut update = StepDef::new(InterfaceKind::Firmware, "update", 0, &[StepFlow::Clean]);
+        update.argsinfo = Some(serde_json::json!({"settings": {
+            "description": "List of Firmware components, each item needs to contain a dictionary with name/value pairs",
+            "required": true}}));
+        vec![update]
+    }
+
+    /// Like Ironic's fake, `update` flashes nothing and records nothing:
+    /// the node's firmware components stay as they were.
+    async fn execute_step(
+        &self,
+        task: &mut Task<'_>,
+        step: &str,
+        args: &JsonObject,
+    ) -> Result<Outcome, DriverError> {
+        match step {
+            "update" => {
+                let count = args
+                    .get("settings")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                tracing::debug!(node = %task.node.uuid, components = count, "fake firmware update");
+                self.delay.wait().await;
+                Ok(Outcome::Done)
+            }
+            other => Err(no_such_step(InterfaceKind::Firmware, other)),
+        }
     }
 }
 impl FirmwareInterface for FakeFirmware {}

@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferric_core::{BootDevice, InterfaceKind, JsonObject, Node, Port, PowerState};
+use ferric_core::{BiosSetting, BootDevice, InterfaceKind, JsonObject, Node, Port, PowerState};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DriverConfig;
 use crate::error::DriverError;
+use crate::management::{Indicator, IndicatorState, VirtualMediaDevice};
 use crate::registry::Driver;
 
 /// Where an interface writes what must survive it: the conductor saves
@@ -26,6 +27,17 @@ pub trait Persist: Send + Sync {
     async fn save_port(&self, port: &Port) -> Result<Port, DriverError>;
     /// Adds an event to the node's history (a deploy's timeline).
     async fn record_event(&self, node: &Node, event_type: &str, event: &str);
+
+    // BIOS settings.
+    /// The node's BIOS settings as last stored.
+    async fn bios_settings(&self, node: &Node) -> Result<Vec<BiosSetting>, DriverError>;
+    /// Makes `settings` the node's stored BIOS settings (names not in it
+    /// are removed).
+    async fn replace_bios_settings(
+        &self,
+        node: &Node,
+        settings: &[BiosSetting],
+    ) -> Result<(), DriverError>;
 }
 
 /// What an interface works on: the locked node and its ports (which it may
@@ -100,6 +112,21 @@ impl<'a> Task<'a> {
         self.persist
             .record_event(self.node, event_type, event)
             .await;
+    }
+
+    /// The node's BIOS settings as last stored.
+    pub async fn bios_settings(&self) -> Result<Vec<BiosSetting>, DriverError> {
+        self.persist.bios_settings(self.node).await
+    }
+
+    /// Stores `settings` as the node's BIOS settings, replacing the others.
+    pub async fn replace_bios_settings(
+        &mut self,
+        settings: &[BiosSetting],
+    ) -> Result<(), DriverError> {
+        self.persist
+            .replace_bios_settings(self.node, settings)
+            .await
     }
 
     /// Time left before the deadline.
@@ -370,6 +397,83 @@ pub trait ManagementInterface: Interface {
     ) -> Result<(), DriverError>;
     async fn get_boot_device(&self, task: &Task<'_>) -> Result<BootDeviceSetting, DriverError>;
     async fn inject_nmi(&self, task: &mut Task<'_>) -> Result<(), DriverError>;
+
+    // Secure boot, indicators and virtual media: Ironic's base class
+    // refuses each by its own name.
+    /// Whether UEFI secure boot is on; `None` when the BMC cannot tell.
+    async fn get_secure_boot_state(&self, _task: &Task<'_>) -> Result<Option<bool>, DriverError> {
+        Err(self.lacks("get_secure_boot_state"))
+    }
+
+    async fn set_secure_boot_state(
+        &self,
+        _task: &mut Task<'_>,
+        _on: bool,
+    ) -> Result<(), DriverError> {
+        Err(self.lacks("set_secure_boot_state"))
+    }
+
+    async fn get_supported_indicators(
+        &self,
+        _task: &Task<'_>,
+    ) -> Result<Vec<Indicator>, DriverError> {
+        Err(self.lacks("get_supported_indicators"))
+    }
+
+    async fn get_indicator_state(
+        &self,
+        _task: &Task<'_>,
+        _component: &str,
+        _indicator: &str,
+    ) -> Result<IndicatorState, DriverError> {
+        Err(self.lacks("get_indicator_state"))
+    }
+
+    async fn set_indicator_state(
+        &self,
+        _task: &mut Task<'_>,
+        _component: &str,
+        _indicator: &str,
+        _state: IndicatorState,
+    ) -> Result<(), DriverError> {
+        Err(self.lacks("set_indicator_state"))
+    }
+
+    async fn get_virtual_media(
+        &self,
+        _task: &Task<'_>,
+    ) -> Result<Vec<VirtualMediaDevice>, DriverError> {
+        Err(self.lacks("get_virtual_media"))
+    }
+
+    /// Inserts the image at `image_url` into the node's virtual `device`
+    /// (one of [`crate::management::VMEDIA_DEVICES`]).
+    async fn attach_virtual_media(
+        &self,
+        _task: &mut Task<'_>,
+        _device: BootDevice,
+        _image_url: &str,
+    ) -> Result<(), DriverError> {
+        Err(self.lacks("attach_virtual_media"))
+    }
+
+    /// Ejects the media of `devices`, or of every device when `None`.
+    async fn detach_virtual_media(
+        &self,
+        _task: &mut Task<'_>,
+        _devices: Option<&[BootDevice]>,
+    ) -> Result<(), DriverError> {
+        Err(self.lacks("detach_virtual_media"))
+    }
+
+    /// The refusal of an operation this interface lacks.
+    fn lacks(&self, operation: &'static str) -> DriverError {
+        DriverError::Unsupported {
+            kind: self.kind(),
+            name: self.name().to_owned(),
+            operation,
+        }
+    }
 }
 
 #[async_trait]
@@ -452,9 +556,19 @@ pub trait ConsoleInterface: Interface {
 }
 
 pub use crate::raid::RaidInterface;
-/// Interfaces the spine only composes, validates and runs steps of.
 pub use crate::vendor::VendorInterface;
-pub trait BiosInterface: Interface {}
+
+/// A BIOS interface's steps change the settings; afterwards the settings
+/// are read back and stored (Ironic's `cache_bios_settings`).
+#[async_trait]
+pub trait BiosInterface: Interface {
+    /// Reads the node's BIOS settings from the hardware and stores them.
+    async fn cache_bios_settings(&self, _task: &mut Task<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+/// Interfaces the spine only composes, validates and runs steps of.
 pub trait NetworkInterface: Interface {}
 pub trait StorageInterface: Interface {}
 pub trait FirmwareInterface: Interface {}

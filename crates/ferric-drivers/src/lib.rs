@@ -20,6 +20,7 @@ mod error;
 pub mod fake;
 pub mod interface;
 pub mod ipmi;
+pub mod management;
 pub mod noop;
 pub mod power;
 pub mod pxe;
@@ -36,6 +37,7 @@ pub use interface::{
     InspectInterface, Interface, ManagementInterface, Outcome, Persist, PowerInterface, StepDef,
     StepFlow, Task, TaskParts,
 };
+pub use management::{Indicator, IndicatorState, VirtualMediaDevice, VMEDIA_DEVICES};
 pub use power::{forget_agent, power_action};
 pub use raid::RaidInterface;
 pub use registry::{CompositionError, Driver, HardwareType, Registry};

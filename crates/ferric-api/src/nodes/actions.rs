@@ -18,13 +18,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::version::at;
 use crate::AppState;
 
-fn accepted(ctx: &Ctx, raw: &str) -> Response {
+pub(crate) fn accepted(ctx: &Ctx, raw: &str) -> Response {
     let location = format!("{}/v1/nodes/{raw}/states", ctx.base);
     (StatusCode::ACCEPTED, [(header::LOCATION, location)]).into_response()
 }
 
 /// A request body's keys, refusing unknown ones as Ironic does.
-fn body_object(body: Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
+pub(crate) fn body_object(body: Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
     let Value::Object(obj) = body else {
         return Err(ApiError::bad_request("Request body must be a JSON object"));
     };
@@ -43,7 +43,7 @@ fn body_object(body: Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
     Ok(obj)
 }
 
-fn required_string(obj: &Map<String, Value>, key: &str) -> ApiResult<String> {
+pub(crate) fn required_string(obj: &Map<String, Value>, key: &str) -> ApiResult<String> {
     match obj.get(key) {
         None | Some(Value::Null) => Err(ApiError::bad_request(format!(
             "Missing mandatory parameter: {key}"

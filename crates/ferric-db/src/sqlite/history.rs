@@ -35,7 +35,8 @@ fn event_from_row(row: &Row<'_>) -> DbResult<HistoryEvent> {
     })
 }
 
-fn node_id(conn: &Connection, node: NodeUuid) -> DbResult<i64> {
+/// The row id of a node, or not found.
+pub(super) fn node_id(conn: &Connection, node: NodeUuid) -> DbResult<i64> {
     conn.prepare_cached("SELECT id FROM nodes WHERE uuid = ?")?
         .query_row([node.to_string()], |r| r.get(0))
         .optional()?

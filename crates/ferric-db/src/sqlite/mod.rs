@@ -6,6 +6,7 @@
 //! in order instead of failing with SQLITE_BUSY, and rows are read
 //! straight from SQLite's buffers without copying every value first.
 
+mod bios_firmware;
 mod chassis;
 mod conductors;
 mod history;
@@ -42,6 +43,9 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0001_initial.sql")),
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0002_history_inventory.sql"
+        )),
+        rusqlite_migration::M::up(include_str!(
+            "../../migrations/sqlite/0007_bios_firmware.sql"
         )),
     ])
 }
@@ -643,5 +647,42 @@ impl crate::Store for SqliteStore {
     // Shards.
     async fn shard_counts(&self) -> DbResult<Vec<(Option<String>, u64)>> {
         self.shards_count().await
+    }
+
+    // BIOS settings and firmware components.
+    async fn list_bios_settings(
+        &self,
+        node: ferric_core::NodeUuid,
+    ) -> DbResult<Vec<ferric_core::BiosSetting>> {
+        self.bios_list(node).await
+    }
+    async fn get_bios_setting(
+        &self,
+        node: ferric_core::NodeUuid,
+        name: &str,
+    ) -> DbResult<ferric_core::BiosSetting> {
+        self.bios_get(node, name.to_owned()).await
+    }
+    async fn replace_bios_settings(
+        &self,
+        node: ferric_core::NodeUuid,
+        settings: &[ferric_core::BiosSetting],
+        now: DateTime<Utc>,
+    ) -> DbResult<()> {
+        self.bios_replace(node, settings.to_vec(), now).await
+    }
+    async fn list_firmware_components(
+        &self,
+        node: ferric_core::NodeUuid,
+    ) -> DbResult<Vec<ferric_core::FirmwareComponent>> {
+        self.firmware_list(node).await
+    }
+    async fn sync_firmware_components(
+        &self,
+        node: ferric_core::NodeUuid,
+        components: &[ferric_core::FirmwareComponent],
+        now: DateTime<Utc>,
+    ) -> DbResult<()> {
+        self.firmware_sync(node, components.to_vec(), now).await
     }
 }

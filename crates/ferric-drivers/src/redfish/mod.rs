@@ -12,14 +12,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferric_core::{BootDevice, InterfaceKind, PowerState};
 use ferric_redfish::{
-    request, AuthType, BootEnabled, BootSource, Client, ComputerSystem, Endpoint, PowerAction,
-    ResetPlan, ResetType, SessionCache,
+    request, AuthType, BootEnabled, BootSource, Client, ComputerSystem, Endpoint, MediaType,
+    PowerAction, ResetPlan, ResetType, SessionCache, VirtualMedia,
 };
 
 use crate::error::DriverError;
 use crate::interface::{
     BootDeviceSetting, BootMode, Interface, ManagementInterface, PowerInterface, Task,
 };
+use crate::management::VirtualMediaDevice;
 use info::{RedfishInfo, VerifyCa};
 
 /// Between reads while waiting for a power change.
@@ -438,6 +439,114 @@ impl ManagementInterface for RedfishManagement {
             .reset(&system, ResetType::Nmi)
             .await
             .map_err(|e| failure(task, "inject NMI", e))
+    }
+    async fn get_virtual_media(
+        &self,
+        task: &Task<'_>,
+    ) -> Result<Vec<VirtualMediaDevice>, DriverError> {
+        let what = "reading virtual media";
+        let (client, system) = self.redfish.system(task, what).await?;
+        let devices = client
+            .virtual_media(&system)
+            .await
+            .map_err(|e| failure(task, what, e))?;
+        if devices.is_empty() {
+            return Err(DriverError::InvalidParameter(
+                "No suitable virtual media device found".into(),
+            ));
+        }
+        Ok(devices.iter().map(shown_media).collect())
+    }
+
+    /// As Ironic: whatever the devices of that type hold is ejected, then
+    /// the image goes into the first device that takes the type.
+    async fn attach_virtual_media(
+        &self,
+        task: &mut Task<'_>,
+        device: BootDevice,
+        image_url: &str,
+    ) -> Result<(), DriverError> {
+        let kind = vmedia_type(device)?;
+        let what = format!("inserting virtual media into {kind}");
+        let (client, system) = self.redfish.system(task, &what).await?;
+        let devices = client
+            .virtual_media(&system)
+            .await
+            .map_err(|e| failure(task, &what, e))?;
+        let usable: Vec<&VirtualMedia> = devices.iter().filter(|m| m.accepts(&kind)).collect();
+        for media in &usable {
+            if media.is_inserted() {
+                if let Err(e) = client.eject_media(media).await {
+                    tracing::debug!(node = %task.node.uuid, error = %e, "could not eject the old media first");
+                }
+            }
+        }
+        let Some(first) = usable.first() else {
+            return Err(DriverError::InvalidParameter(format!(
+                "No suitable virtual media device found for node {} to mount image {image_url}",
+                task.node.uuid
+            )));
+        };
+        client
+            .insert_media(first, image_url, true, true)
+            .await
+            .map_err(|e| {
+                DriverError::InvalidParameter(format!(
+                    "Virtual media mount failed for node {} with image {image_url}. Error: {e}",
+                    task.node.uuid
+                ))
+            })
+    }
+
+    async fn detach_virtual_media(
+        &self,
+        task: &mut Task<'_>,
+        devices: Option<&[BootDevice]>,
+    ) -> Result<(), DriverError> {
+        let kinds = match devices {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|d| vmedia_type(*d))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let what = "ejecting virtual media";
+        let (client, system) = self.redfish.system(task, what).await?;
+        let media = client
+            .virtual_media(&system)
+            .await
+            .map_err(|e| failure(task, what, e))?;
+        for device in &media {
+            let wanted = kinds
+                .as_ref()
+                .is_none_or(|kinds| kinds.iter().any(|k| device.accepts(k)));
+            if wanted && device.is_inserted() {
+                client
+                    .eject_media(device)
+                    .await
+                    .map_err(|e| failure(task, what, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Redfish's media type of a virtual media device type.
+fn vmedia_type(device: BootDevice) -> Result<MediaType, DriverError> {
+    crate::management::vmedia_type_of(device).map(MediaType::from_wire)
+}
+
+/// A device as `GET /vmedia` shows it.
+fn shown_media(media: &VirtualMedia) -> VirtualMediaDevice {
+    VirtualMediaDevice {
+        media_types: media
+            .media_types()
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect(),
+        inserted: media.inserted,
+        image: media.image.clone(),
     }
 }
 
