@@ -12,6 +12,7 @@
 pub mod chassis;
 pub mod conductors;
 pub mod context;
+pub mod deploy_templates;
 pub mod drivers;
 pub mod error;
 pub mod listing;
@@ -22,6 +23,7 @@ pub mod portgroups;
 pub mod ports;
 pub mod ramdisk;
 pub mod root;
+pub mod step_schema;
 pub mod version;
 
 use std::sync::Arc;
@@ -211,6 +213,21 @@ fn v1_routes() -> Router<AppState> {
         .route("/drivers/{name}/properties", get(drivers::properties))
         .route("/conductors", get(conductors::list))
         .route("/conductors/{host}", get(conductors::show))
+        // Deploy templates (1.55).
+        .route(
+            "/deploy_templates",
+            get(deploy_templates::list).post(deploy_templates::create),
+        )
+        .route(
+            "/deploy_templates/detail",
+            get(deploy_templates::list_detail),
+        )
+        .route(
+            "/deploy_templates/{t}",
+            get(deploy_templates::show)
+                .patch(deploy_templates::update)
+                .delete(deploy_templates::delete),
+        )
 }
 
 async fn not_found() -> Response {

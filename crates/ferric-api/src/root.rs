@@ -36,6 +36,7 @@ const RESOURCES: &[(&str, u32)] = &[
     ("drivers", 1),
     ("portgroups", at::PORTGROUPS),
     ("conductors", at::CONDUCTORS),
+    ("deploy_templates", 55),
 ];
 
 pub async fn v1(ctx: Ctx) -> Response {

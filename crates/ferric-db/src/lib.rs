@@ -16,8 +16,8 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferric_core::{
-    Chassis, ChassisUuid, ConductorRecord, HistoryEvent, Ident, MacAddress, Node, NodeIdent,
-    NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
+    Chassis, ChassisUuid, ConductorRecord, DeployTemplate, DeployTemplateUuid, HistoryEvent, Ident,
+    MacAddress, Node, NodeIdent, NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
 };
 
 pub use error::{DbError, DbResult};
@@ -167,4 +167,22 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the node's inventory, replacing an earlier one.
     async fn save_inventory(&self, inventory: &NodeInventory) -> DbResult<()>;
     async fn get_inventory(&self, node: NodeUuid) -> DbResult<NodeInventory>;
+
+    // Deploy templates.
+    /// Inserts a template with its steps; a name or UUID already taken is
+    /// a [`DbError::Duplicate`].
+    async fn create_deploy_template(&self, template: &DeployTemplate) -> DbResult<DeployTemplate>;
+    async fn get_deploy_template(
+        &self,
+        ident: &Ident<DeployTemplateUuid>,
+    ) -> DbResult<DeployTemplate>;
+    async fn list_deploy_templates(&self, page: &Page) -> DbResult<Vec<DeployTemplate>>;
+    /// The templates with one of these names, in the order they were made.
+    async fn list_deploy_templates_by_names(
+        &self,
+        names: &[String],
+    ) -> DbResult<Vec<DeployTemplate>>;
+    /// Writes the name, extra and steps (replacing the stored steps).
+    async fn save_deploy_template(&self, template: &DeployTemplate) -> DbResult<DeployTemplate>;
+    async fn delete_deploy_template(&self, uuid: DeployTemplateUuid) -> DbResult<()>;
 }

@@ -179,3 +179,6 @@ pub const CONDUCTOR_SORT_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
+
+pub const DEPLOY_TEMPLATE_SORT_COLUMNS: &[&str] =
+    &["id", "uuid", "name", "created_at", "updated_at"];

@@ -15,6 +15,7 @@ use super::load;
 use super::view::{opt_timestamp, shown_state};
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
+use crate::step_schema::STEP_INTERFACES;
 use crate::version::at;
 use crate::AppState;
 
@@ -213,16 +214,6 @@ fn steps_of(
         ))),
     }
 }
-
-const STEP_INTERFACES: &[&str] = &[
-    "vendor",
-    "power",
-    "management",
-    "firmware",
-    "deploy",
-    "bios",
-    "raid",
-];
 
 /// Ironic's step schema: interface, step, args (and priority for deploy).
 fn check_step(key: &str, item: &Value, deploy: bool) -> ApiResult<JsonObject> {

@@ -8,6 +8,7 @@
 
 mod chassis;
 mod conductors;
+mod deploy_templates;
 mod history;
 mod nodes;
 mod ports;
@@ -41,6 +42,9 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0001_initial.sql")),
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0002_history_inventory.sql"
+        )),
+        rusqlite_migration::M::up(include_str!(
+            "../../migrations/sqlite/0003_deploy_templates.sql"
         )),
     ])
 }
@@ -637,5 +641,40 @@ impl crate::Store for SqliteStore {
     }
     async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ferric_core::ConductorRecord>> {
         self.conductor_list(page).await
+    }
+
+    // Deploy templates.
+    async fn create_deploy_template(
+        &self,
+        template: &ferric_core::DeployTemplate,
+    ) -> DbResult<ferric_core::DeployTemplate> {
+        self.deploy_template_create(template.clone()).await
+    }
+    async fn get_deploy_template(
+        &self,
+        ident: &ferric_core::Ident<ferric_core::DeployTemplateUuid>,
+    ) -> DbResult<ferric_core::DeployTemplate> {
+        self.deploy_template_get(ident.clone()).await
+    }
+    async fn list_deploy_templates(
+        &self,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::DeployTemplate>> {
+        self.deploy_template_list(page).await
+    }
+    async fn list_deploy_templates_by_names(
+        &self,
+        names: &[String],
+    ) -> DbResult<Vec<ferric_core::DeployTemplate>> {
+        self.deploy_template_list_by_names(names.to_vec()).await
+    }
+    async fn save_deploy_template(
+        &self,
+        template: &ferric_core::DeployTemplate,
+    ) -> DbResult<ferric_core::DeployTemplate> {
+        self.deploy_template_save(template.clone()).await
+    }
+    async fn delete_deploy_template(&self, uuid: ferric_core::DeployTemplateUuid) -> DbResult<()> {
+        self.deploy_template_delete(uuid).await
     }
 }
