@@ -299,3 +299,275 @@ fn template_steps_are_checked_against_the_driver() {
     assert_eq!(s.put(&provision, json!({"target": "active"})), 202);
     s.wait_state(&other, "active");
 }
+
+#[test]
+fn runbooks_exist_from_1_92_and_their_traits_from_1_112() {
+    let s = Server::start("");
+    let body = json!({"name": "CUSTOM_RB_GATE", "steps": [{"interface": "deploy", "step": "hold", "order": 1}]});
+    assert_eq!(
+        status_at(&s, Method::GET, "/v1/runbooks", "1.91", None),
+        404
+    );
+    assert_eq!(
+        status_at(&s, Method::POST, "/v1/runbooks", "1.91", Some(body.clone())),
+        405
+    );
+    assert_eq!(
+        status_at(&s, Method::GET, "/v1/runbooks", "1.92", None),
+        200
+    );
+    assert_eq!(
+        status_at(&s, Method::POST, "/v1/runbooks", "1.92", Some(body)),
+        201
+    );
+    let old = s
+        .request(
+            Method::GET,
+            "/v1/runbooks/CUSTOM_RB_GATE",
+            Some("1.111"),
+            None,
+        )
+        .json::<Value>()
+        .unwrap();
+    assert!(old.get("traits").is_none() && old.get("description").is_none());
+    let traits = "/v1/runbooks/CUSTOM_RB_GATE/traits";
+    assert_eq!(status_at(&s, Method::GET, traits, "1.111", None), 404);
+    assert_eq!(status_at(&s, Method::GET, traits, "1.112", None), 200);
+}
+
+#[test]
+fn runbooks_are_made_changed_and_given_traits() {
+    let s = Server::start("");
+    let steps = json!([
+        {"interface": "bios", "step": "factory_reset", "args": {}, "order": 2},
+        {"interface": "deploy", "step": "hold", "order": 1}
+    ]);
+    let r = s.post(
+        "/v1/runbooks",
+        json!({"name": "rb-1", "description": "reset", "steps": steps, "public": true}),
+    );
+    assert_eq!(
+        key_order(&r),
+        [
+            "uuid",
+            "created_at",
+            "updated_at",
+            "name",
+            "extra",
+            "public",
+            "owner",
+            "disable_ramdisk",
+            "description",
+            "links",
+            "steps",
+            "traits"
+        ]
+    );
+    assert_eq!(
+        r["steps"][1],
+        json!({"interface": "deploy", "step": "hold", "args": {}, "order": 1})
+    );
+    assert_eq!(
+        (r["public"].clone(), r["owner"].clone(), r["traits"].clone()),
+        (json!(true), Value::Null, json!([]))
+    );
+    let uuid = r["uuid"].as_str().unwrap().to_owned();
+
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/runbooks",
+        Some(json!({"name": "rb 2", "steps": steps})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            400,
+            "Schema error for runbook: 'rb 2' does not match '^[A-Za-z0-9\\\\-._~]+$'".into()
+        )
+    );
+    let old_name = s.request(
+        Method::POST,
+        "/v1/runbooks",
+        Some("1.92"),
+        Some(&json!({"name": "rb-2", "steps": steps})),
+    );
+    assert_eq!(old_name.status().as_u16(), 400);
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/runbooks",
+        Some(json!({"name": "rb-3", "steps": steps, "owner": "p1"})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Cannot create a runbook as a project scoped admin with an owner other than your own project.".into())
+    );
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/runbooks",
+        Some(json!({"name": "rb-1", "steps": steps})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (409, "A runbook with name rb-1 already exists.".into())
+    );
+
+    let list = s.get("/v1/runbooks");
+    assert_eq!(key_order(&list["runbooks"][0]), ["uuid", "name", "links"]);
+    let (status, body) = s.call(Method::GET, "/v1/runbooks?fields=bogus", None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Field(s) \"bogus\" are not valid".into())
+    );
+
+    let path = format!("/v1/runbooks/{uuid}");
+    let (status, body) = s.call(
+        Method::PATCH,
+        &path,
+        Some(json!([{"op": "add", "path": "/owner", "value": "p1"}])),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(faultstring(&body).ends_with("Reason: There cannot be an owner for a public runbook"));
+    let (status, patched) = s.call(
+        Method::PATCH,
+        &path,
+        Some(json!([
+            {"op": "replace", "path": "/public", "value": false},
+            {"op": "add", "path": "/owner", "value": "p1"},
+            {"op": "replace", "path": "/steps/0/order", "value": "5"},
+            {"op": "replace", "path": "/disable_ramdisk", "value": true},
+        ])),
+    );
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        (patched["public"].clone(), patched["owner"].clone()),
+        (json!(false), json!("p1"))
+    );
+    assert_eq!(patched["steps"][0]["order"], 5);
+    assert_eq!(patched["disable_ramdisk"], true);
+
+    let traits = format!("/v1/runbooks/{uuid}/traits");
+    assert_eq!(s.put(&format!("{traits}/CUSTOM_B"), Value::Null), 204);
+    assert_eq!(s.put(&format!("{traits}/CUSTOM_A"), Value::Null), 204);
+    assert_eq!(s.get(&traits), json!({"traits": ["CUSTOM_A", "CUSTOM_B"]}));
+    let (status, body) = s.call(Method::PUT, &format!("{traits}/bad"), None);
+    assert_eq!(status, 400, "{body}");
+    assert!(faultstring(&body).starts_with("Schema error for trait: 'bad' is not valid"));
+    let (status, body) = s.call(Method::PUT, &traits, Some(json!({})));
+    assert_eq!(status, 400);
+    assert!(faultstring(&body).starts_with("A single runbook trait may be added via PUT"));
+    assert_eq!(s.put(&traits, json!({"traits": ["CUSTOM_C"]})), 204);
+    assert_eq!(
+        s.get(&format!("/v1/runbooks/rb-1"))["traits"],
+        json!(["CUSTOM_C"])
+    );
+    let (status, _) = s.call(Method::DELETE, &format!("{traits}/CUSTOM_NONE"), None);
+    assert_eq!(status, 204);
+    let (status, _) = s.call(Method::DELETE, &traits, None);
+    assert_eq!(status, 204);
+    assert_eq!(s.get(&traits), json!({"traits": []}));
+
+    let (status, _) = s.call(Method::DELETE, "/v1/runbooks/rb-1", None);
+    assert_eq!(status, 204);
+    let (status, body) = s.call(Method::GET, &path, None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, format!("Runbook {uuid} could not be found."))
+    );
+}
+
+#[test]
+fn cleaning_and_servicing_with_a_runbook() {
+    let s = Server::start("");
+    let r = s.post(
+        "/v1/runbooks",
+        json!({"name": "hold-then-reset", "steps": [
+            {"interface": "deploy", "step": "hold", "order": 1},
+            {"interface": "vendor", "step": "log_passthrough", "args": {}, "order": 2}]}),
+    );
+    let rb = r["uuid"].as_str().unwrap().to_owned();
+    let node = s.create_node("rbnode");
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    s.provision(&uuid, "manage", "manageable");
+    let provision = format!("/v1/nodes/{uuid}/states/provision");
+    let clean = json!({"target": "clean", "runbook": "hold-then-reset"});
+
+    let (status, body) = s.call(Method::PUT, &provision, Some(clean.clone()));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, format!("Runbook {rb} has no traits configured. Please ask an administrator to add traits to the runbook."))
+    );
+    assert_eq!(
+        s.put(
+            &format!("/v1/runbooks/{rb}/traits/CUSTOM_RB_OK"),
+            Value::Null
+        ),
+        204
+    );
+    let (status, body) = s.call(Method::PUT, &provision, Some(clean.clone()));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, format!("This runbook has not been approved for use on this node {uuid}. The node does not have any of the runbook's traits ['CUSTOM_RB_OK']. Please ask an administrator to add a matching trait to your node."))
+    );
+    assert_eq!(
+        s.put(
+            &format!("/v1/nodes/{uuid}/traits/CUSTOM_RB_OK"),
+            Value::Null
+        ),
+        204
+    );
+    let both = json!({"target": "clean", "runbook": rb, "clean_steps": [{"interface": "deploy", "step": "hold"}]});
+    let (status, body) = s.call(Method::PUT, &provision, Some(both));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            400,
+            "Please provide either \"clean_steps\" or a runbook, but not both.".into()
+        )
+    );
+    let (status, body) = s.call(
+        Method::PUT,
+        &provision,
+        Some(json!({"target": "clean", "runbook": "nope"})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "Runbook nope could not be found.".into())
+    );
+    // Before 1.112 the runbook's name must be a trait of the node.
+    let legacy = s.request(Method::PUT, &provision, Some("1.111"), Some(&clean));
+    assert_eq!(legacy.status().as_u16(), 400);
+
+    assert_eq!(s.put(&provision, clean), 202);
+    let held = s.wait_state(&uuid, "clean hold");
+    assert_eq!(held["clean_step"]["step"], "hold");
+    assert_eq!(
+        step_names(&held["driver_internal_info"]["clean_steps"]),
+        ["deploy.hold", "vendor.log_passthrough"]
+    );
+    assert_eq!(s.put(&provision, json!({"target": "unhold"})), 202);
+    s.wait_state(&uuid, "manageable");
+
+    // Servicing an active node with the same runbook.
+    s.provision(&uuid, "provide", "available");
+    s.provision(&uuid, "active", "active");
+    assert_eq!(
+        s.put(&provision, json!({"target": "service", "runbook": rb})),
+        202
+    );
+    let held = s.wait_state(&uuid, "service hold");
+    assert_eq!(held["service_step"]["step"], "hold");
+    assert_eq!(s.put(&provision, json!({"target": "unhold"})), 202);
+    s.wait_state(&uuid, "active");
+    let (status, body) = s.call(
+        Method::PUT,
+        &provision,
+        Some(json!({"target": "undeploy", "runbook": rb})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            400,
+            "disable_ramdisk is supported only with manual cleaning or servicing".into()
+        )
+    );
+}

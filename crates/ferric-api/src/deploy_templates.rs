@@ -45,20 +45,13 @@ const QUERY_FIELDS: &[&str] = &[
 const BODY_KEYS: &[&str] = &["description", "extra", "name", "steps", "uuid"];
 const PATCH_FIELDS: &[&str] = &["extra", "name", "steps", "description"];
 
-/// Below 1.55 the endpoint does not exist: 404 to reads, 405 to writes.
 fn require(ctx: &Ctx, method: &Method) -> ApiResult<()> {
-    if ctx.version.at_least(DEPLOY_TEMPLATES) {
-        return Ok(());
-    }
-    let status = if method == Method::GET {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::METHOD_NOT_ALLOWED
-    };
-    Err(ApiError::routing(
-        status,
+    schema::endpoint_gate(
+        ctx,
+        method,
+        DEPLOY_TEMPLATES,
         "The API version does not allow deploy templates",
-    ))
+    )
 }
 
 fn template_json(ctx: &Ctx, t: &DeployTemplate, fields: Option<&[String]>) -> Value {
@@ -147,48 +140,28 @@ async fn list_templates(
     p.finish()?;
     check_fields(args.fields.as_deref(), false)?;
     let marker = match &args.marker {
-        Some(m) => Some(marker_id(&app, m).await?),
+        Some(m) => Some(
+            schema::uuid_marker(m, "Deploy template", |u| {
+                let store = app.store().clone();
+                async move { Ok(store.get_deploy_template(&Ident::Uuid(u)).await?.id) }
+            })
+            .await?,
+        ),
         None => None,
     };
     let all = app
         .store()
         .list_deploy_templates(&args.page(marker))
         .await?;
-    let default = ["uuid".to_owned(), "name".to_owned()];
-    let fields: Option<&[String]> = match (&args.fields, args.wants_detail(detail_path)) {
-        (_, true) => None,
-        (Some(f), false) => Some(f),
-        (None, false) => Some(&default),
-    };
-    check_fields(fields, !all.is_empty())?;
-    let items: Vec<Value> = all.iter().map(|t| template_json(&ctx, t, fields)).collect();
-    let mut out = json!({"deploy_templates": items});
-    let resource = if detail_path {
-        "deploy_templates/detail"
-    } else {
-        "deploy_templates"
-    };
-    let last = all.last().map(|t| t.uuid.to_string()).unwrap_or_default();
-    if let Some(next) = args.next_link(&ctx, resource, &[], all.len(), &last) {
-        out["next"] = json!(next);
-    }
+    let fields = schema::list_fields(&args, detail_path);
+    check_fields(fields.as_deref(), !all.is_empty())?;
+    let items: Vec<Value> = all
+        .iter()
+        .map(|t| template_json(&ctx, t, fields.as_deref()))
+        .collect();
+    let last = all.last().map(|t| t.uuid.to_string());
+    let out = schema::list_body(&ctx, &args, "deploy_templates", detail_path, items, last);
     Ok(Json(out).into_response())
-}
-
-/// Ironic looks a marker up by UUID only.
-async fn marker_id(app: &AppState, marker: &str) -> ApiResult<i64> {
-    if !ferric_core::ids::is_valid_logical_name(marker) {
-        return Err(ApiError::bad_request(format!(
-            "Expected name for marker: {marker}"
-        )));
-    }
-    let not_found = || ApiError::not_found(format!("Deploy template {marker} could not be found."));
-    let uuid: DeployTemplateUuid = marker.parse().map_err(|_| not_found())?;
-    match app.store().get_deploy_template(&Ident::Uuid(uuid)).await {
-        Ok(t) => Ok(t.id),
-        Err(ferric_db::DbError::NotFound { .. }) => Err(not_found()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 pub async fn show(
@@ -302,7 +275,7 @@ pub async fn update(
     let steps: Vec<Value> = t.steps.iter().map(|s| Value::Object(s.to_json())).collect();
     let mut doc = json!({"uuid": t.uuid, "name": t.name, "steps": steps, "extra": t.extra});
     patch::apply(&mut doc, &ops)?;
-    check_patched_steps(&mut doc)?;
+    schema::check_patched_steps(&mut doc, &DEPLOY_STEP)?;
     check_body(&doc, "patch")?;
     let mut updated = t.clone();
     updated.name = doc["name"].as_str().unwrap_or_default().to_owned();
@@ -310,20 +283,6 @@ pub async fn update(
     updated.extra = extra_of(&doc);
     let saved = app.store().save_deploy_template(&updated).await?;
     Ok(Json(template_json(&ctx, &saved, None)).into_response())
-}
-
-/// Ironic checks each patched step on its own first, reporting the first
-/// bad one, after dropping the keys a step does not have.
-fn check_patched_steps(doc: &mut Value) -> ApiResult<()> {
-    for step in doc["steps"].as_array_mut().into_iter().flatten() {
-        if let Some(obj) = step.as_object_mut() {
-            obj.retain(|k, _| ["args", "interface", "priority", "step"].contains(&k.as_str()));
-        }
-        let mut errs = Errors::default();
-        schema::check_step(&mut errs, &[], step, &DEPLOY_STEP);
-        errs.into_result("patch")?;
-    }
-    Ok(())
 }
 
 pub async fn delete(

@@ -23,6 +23,7 @@ pub mod portgroups;
 pub mod ports;
 pub mod ramdisk;
 pub mod root;
+pub mod runbooks;
 pub mod step_schema;
 pub mod version;
 
@@ -227,6 +228,25 @@ fn v1_routes() -> Router<AppState> {
             get(deploy_templates::show)
                 .patch(deploy_templates::update)
                 .delete(deploy_templates::delete),
+        )
+        // Runbooks (1.92; traits 1.112).
+        .route("/runbooks", get(runbooks::list).post(runbooks::create))
+        .route("/runbooks/detail", get(runbooks::list_detail))
+        .route(
+            "/runbooks/{r}",
+            get(runbooks::show)
+                .patch(runbooks::update)
+                .delete(runbooks::delete),
+        )
+        .route(
+            "/runbooks/{r}/traits",
+            get(runbooks::get_traits)
+                .put(runbooks::set_traits)
+                .delete(runbooks::remove_traits),
+        )
+        .route(
+            "/runbooks/{r}/traits/{name}",
+            put(runbooks::add_trait).delete(runbooks::remove_trait),
         )
 }
 

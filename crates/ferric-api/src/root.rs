@@ -37,6 +37,7 @@ const RESOURCES: &[(&str, u32)] = &[
     ("portgroups", at::PORTGROUPS),
     ("conductors", at::CONDUCTORS),
     ("deploy_templates", 55),
+    ("runbooks", crate::runbooks::RUNBOOKS),
 ];
 
 pub async fn v1(ctx: Ctx) -> Response {

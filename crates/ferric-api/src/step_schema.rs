@@ -1,7 +1,8 @@
-//! The JSON-schema checks Ironic runs on deploy templates and runbooks,
-//! with jsonschema's messages and its choice of which error to report when
-//! there are several (`best_match`: the shallowest, then the greatest path,
-//! then a strong keyword over `anyOf`).
+//! What the deploy template and runbook endpoints share: the JSON-schema
+//! checks Ironic runs on them, with jsonschema's messages and its choice of
+//! which error to report when there are several (`best_match`: the
+//! shallowest, then the greatest path, then a strong keyword over
+//! `anyOf`), and their endpoint gate, markers and list bodies.
 
 use ferric_core::{python_repr, JsonObject};
 use serde_json::Value;
@@ -392,6 +393,100 @@ pub fn check_uuid(obj: &JsonObject) -> Result<(), ApiError> {
         )),
         _ => Ok(()),
     }
+}
+
+// What the deploy template and runbook endpoints share beyond schemas.
+
+/// Below `minor` an endpoint does not exist: 404 to reads, 405 to writes
+/// (Ironic's `_route` check), with `message`.
+pub fn endpoint_gate(
+    ctx: &crate::context::Ctx,
+    method: &axum::http::Method,
+    minor: u32,
+    message: &'static str,
+) -> Result<(), ApiError> {
+    if ctx.version.at_least(minor) {
+        return Ok(());
+    }
+    let status = if method == axum::http::Method::GET {
+        axum::http::StatusCode::NOT_FOUND
+    } else {
+        axum::http::StatusCode::METHOD_NOT_ALLOWED
+    };
+    Err(ApiError::routing(status, message))
+}
+
+/// A list's marker: Ironic looks it up by UUID only. `kind` names the
+/// resource in the 404 ("Deploy template", "Runbook"); `id_of` finds the
+/// row's id.
+pub async fn uuid_marker<U, F, Fut>(marker: &str, kind: &str, id_of: F) -> Result<i64, ApiError>
+where
+    U: std::str::FromStr,
+    F: FnOnce(U) -> Fut,
+    Fut: std::future::Future<Output = ferric_db::DbResult<i64>>,
+{
+    if !ferric_core::ids::is_valid_logical_name(marker) {
+        return Err(ApiError::bad_request(format!(
+            "Expected name for marker: {marker}"
+        )));
+    }
+    let not_found = || ApiError::not_found(format!("{kind} {marker} could not be found."));
+    let uuid: U = marker.parse().map_err(|_| not_found())?;
+    match id_of(uuid).await {
+        Ok(id) => Ok(id),
+        Err(ferric_db::DbError::NotFound { .. }) => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The fields a list shows: all with detail, else those asked for, else
+/// `uuid` and `name`.
+pub fn list_fields(args: &crate::listing::ListArgs, detail_path: bool) -> Option<Vec<String>> {
+    match (&args.fields, args.wants_detail(detail_path)) {
+        (_, true) => None,
+        (Some(f), false) => Some(f.clone()),
+        (None, false) => Some(vec!["uuid".to_owned(), "name".to_owned()]),
+    }
+}
+
+/// `{collection: items}` with the `next` link of a full page; `last` is
+/// the UUID of the page's last item.
+pub fn list_body(
+    ctx: &crate::context::Ctx,
+    args: &crate::listing::ListArgs,
+    collection: &str,
+    detail_path: bool,
+    items: Vec<Value>,
+    last: Option<String>,
+) -> Value {
+    let count = items.len();
+    let mut out = serde_json::Map::new();
+    out.insert(collection.to_owned(), Value::Array(items));
+    let resource = if detail_path {
+        format!("{collection}/detail")
+    } else {
+        collection.to_owned()
+    };
+    let last = last.unwrap_or_default();
+    if let Some(next) = args.next_link(ctx, &resource, &[], count, &last) {
+        out.insert("next".into(), Value::String(next));
+    }
+    Value::Object(out)
+}
+
+/// Ironic checks each patched step on its own first, reporting the first
+/// bad one, after dropping the keys a step does not have.
+pub fn check_patched_steps(doc: &mut Value, shape: &StepShape) -> Result<(), ApiError> {
+    let keep = ["args", "interface", shape.rank, "step"];
+    for step in doc["steps"].as_array_mut().into_iter().flatten() {
+        if let Some(obj) = step.as_object_mut() {
+            obj.retain(|k, _| keep.contains(&k.as_str()));
+        }
+        let mut errs = Errors::default();
+        check_step(&mut errs, &[], step, shape);
+        errs.into_result("patch")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use ferric_core::{
     Chassis, ChassisUuid, ConductorRecord, DeployTemplate, DeployTemplateUuid, HistoryEvent, Ident,
     MacAddress, Node, NodeIdent, NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
+    Runbook, RunbookUuid,
 };
 
 pub use error::{DbError, DbResult};
@@ -185,4 +186,16 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the name, extra and steps (replacing the stored steps).
     async fn save_deploy_template(&self, template: &DeployTemplate) -> DbResult<DeployTemplate>;
     async fn delete_deploy_template(&self, uuid: DeployTemplateUuid) -> DbResult<()>;
+
+    // Runbooks.
+    /// Inserts a runbook with its steps and traits; a name or UUID already
+    /// taken is a [`DbError::Duplicate`].
+    async fn create_runbook(&self, runbook: &Runbook) -> DbResult<Runbook>;
+    async fn get_runbook(&self, ident: &Ident<RunbookUuid>) -> DbResult<Runbook>;
+    async fn list_runbooks(&self, page: &Page) -> DbResult<Vec<Runbook>>;
+    /// Writes every field but the traits, replacing the stored steps.
+    async fn save_runbook(&self, runbook: &Runbook) -> DbResult<Runbook>;
+    /// Replaces the runbook's traits.
+    async fn set_runbook_traits(&self, uuid: RunbookUuid, traits: &[String]) -> DbResult<Runbook>;
+    async fn delete_runbook(&self, uuid: RunbookUuid) -> DbResult<()>;
 }

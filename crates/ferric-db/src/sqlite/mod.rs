@@ -12,6 +12,7 @@ mod deploy_templates;
 mod history;
 mod nodes;
 mod ports;
+mod runbooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -46,6 +47,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0003_deploy_templates.sql"
         )),
+        rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0004_runbooks.sql")),
     ])
 }
 
@@ -676,5 +678,35 @@ impl crate::Store for SqliteStore {
     }
     async fn delete_deploy_template(&self, uuid: ferric_core::DeployTemplateUuid) -> DbResult<()> {
         self.deploy_template_delete(uuid).await
+    }
+
+    // Runbooks.
+    async fn create_runbook(
+        &self,
+        runbook: &ferric_core::Runbook,
+    ) -> DbResult<ferric_core::Runbook> {
+        self.runbook_create(runbook.clone()).await
+    }
+    async fn get_runbook(
+        &self,
+        ident: &ferric_core::Ident<ferric_core::RunbookUuid>,
+    ) -> DbResult<ferric_core::Runbook> {
+        self.runbook_get(ident.clone()).await
+    }
+    async fn list_runbooks(&self, page: &Page) -> DbResult<Vec<ferric_core::Runbook>> {
+        self.runbook_list(page).await
+    }
+    async fn save_runbook(&self, runbook: &ferric_core::Runbook) -> DbResult<ferric_core::Runbook> {
+        self.runbook_save(runbook.clone()).await
+    }
+    async fn set_runbook_traits(
+        &self,
+        uuid: ferric_core::RunbookUuid,
+        traits: &[String],
+    ) -> DbResult<ferric_core::Runbook> {
+        self.runbook_set_traits(uuid, traits.to_vec()).await
+    }
+    async fn delete_runbook(&self, uuid: ferric_core::RunbookUuid) -> DbResult<()> {
+        self.runbook_delete(uuid).await
     }
 }
