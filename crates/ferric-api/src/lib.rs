@@ -16,6 +16,7 @@ pub mod compat;
 pub mod conductors;
 pub mod console;
 pub mod context;
+pub mod deploy_templates;
 pub mod drivers;
 pub mod error;
 pub mod events;
@@ -29,7 +30,9 @@ pub mod ports;
 pub mod raid;
 pub mod ramdisk;
 pub mod root;
+pub mod runbooks;
 pub mod shards;
+pub mod step_schema;
 pub mod vendor;
 pub mod version;
 
@@ -276,6 +279,40 @@ fn v1_routes() -> Router<AppState> {
         .route(
             "/nodes/{node}/management/indicators/{indicator}",
             get(node_hardware::get_indicator).put(node_hardware::set_indicator),
+        )
+        // Deploy templates (1.55).
+        .route(
+            "/deploy_templates",
+            get(deploy_templates::list).post(deploy_templates::create),
+        )
+        .route(
+            "/deploy_templates/detail",
+            get(deploy_templates::list_detail),
+        )
+        .route(
+            "/deploy_templates/{t}",
+            get(deploy_templates::show)
+                .patch(deploy_templates::update)
+                .delete(deploy_templates::delete),
+        )
+        // Runbooks (1.92; traits 1.112).
+        .route("/runbooks", get(runbooks::list).post(runbooks::create))
+        .route("/runbooks/detail", get(runbooks::list_detail))
+        .route(
+            "/runbooks/{r}",
+            get(runbooks::show)
+                .patch(runbooks::update)
+                .delete(runbooks::delete),
+        )
+        .route(
+            "/runbooks/{r}/traits",
+            get(runbooks::get_traits)
+                .put(runbooks::set_traits)
+                .delete(runbooks::remove_traits),
+        )
+        .route(
+            "/runbooks/{r}/traits/{name}",
+            put(runbooks::add_trait).delete(runbooks::remove_trait),
         )
 }
 

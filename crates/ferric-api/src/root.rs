@@ -37,7 +37,9 @@ const RESOURCES: &[(&str, u32)] = &[
     ("portgroups", at::PORTGROUPS),
     ("conductors", at::CONDUCTORS),
     ("events", 54),
+    ("deploy_templates", 55),
     ("shards", at::NODE_SHARD),
+    ("runbooks", crate::runbooks::RUNBOOKS),
 ];
 
 pub async fn v1(ctx: Ctx) -> Response {

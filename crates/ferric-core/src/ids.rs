@@ -50,6 +50,14 @@ uuid_id!(
     /// A chassis' `uuid`.
     ChassisUuid
 );
+uuid_id!(
+    /// A deploy template's `uuid`.
+    DeployTemplateUuid
+);
+uuid_id!(
+    /// A runbook's `uuid`.
+    RunbookUuid
+);
 
 /// Parses a UUID in the forms Ironic's `is_uuid_like` accepts: hyphenated,
 /// plain hex, braced or URN.

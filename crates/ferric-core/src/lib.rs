@@ -15,16 +15,21 @@ pub mod port;
 pub mod secret;
 pub mod standard_traits;
 pub mod states;
+pub mod templates;
 
 pub use bios_firmware::{BiosSetting, FirmwareComponent};
 pub use conductor::ConductorRecord;
 pub use history::{HistoryEvent, NodeInventory, Severity};
-pub use ids::{ChassisUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid, PortgroupUuid};
+pub use ids::{
+    ChassisUuid, DeployTemplateUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid,
+    PortgroupUuid, RunbookUuid,
+};
 pub use interfaces::{BootDevice, InterfaceKind, Interfaces};
 pub use node::Node;
 pub use port::{Chassis, Port, Portgroup};
 pub use secret::{Fields, Secret};
 pub use states::{Event, PowerState, ProvisionState};
+pub use templates::{DeployTemplate, Runbook, RunbookStep, TemplateStep};
 
 /// A JSON object, the type of every free-form dictionary field
 /// (`driver_info`, `properties`, `extra`, ...).

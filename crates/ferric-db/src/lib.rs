@@ -16,8 +16,9 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferric_core::{
-    BiosSetting, Chassis, ChassisUuid, ConductorRecord, FirmwareComponent, HistoryEvent, Ident,
-    MacAddress, Node, NodeIdent, NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
+    BiosSetting, Chassis, ChassisUuid, ConductorRecord, DeployTemplate, DeployTemplateUuid,
+    FirmwareComponent, HistoryEvent, Ident, MacAddress, Node, NodeIdent, NodeInventory, NodeUuid,
+    Port, PortUuid, Portgroup, PortgroupUuid, Runbook, RunbookUuid,
 };
 
 pub use error::{DbError, DbResult};
@@ -195,4 +196,34 @@ pub trait Store: Send + Sync + 'static {
         components: &[FirmwareComponent],
         now: DateTime<Utc>,
     ) -> DbResult<()>;
+
+    // Deploy templates.
+    /// Inserts a template with its steps; a name or UUID already taken is
+    /// a [`DbError::Duplicate`].
+    async fn create_deploy_template(&self, template: &DeployTemplate) -> DbResult<DeployTemplate>;
+    async fn get_deploy_template(
+        &self,
+        ident: &Ident<DeployTemplateUuid>,
+    ) -> DbResult<DeployTemplate>;
+    async fn list_deploy_templates(&self, page: &Page) -> DbResult<Vec<DeployTemplate>>;
+    /// The templates with one of these names, in the order they were made.
+    async fn list_deploy_templates_by_names(
+        &self,
+        names: &[String],
+    ) -> DbResult<Vec<DeployTemplate>>;
+    /// Writes the name, extra and steps (replacing the stored steps).
+    async fn save_deploy_template(&self, template: &DeployTemplate) -> DbResult<DeployTemplate>;
+    async fn delete_deploy_template(&self, uuid: DeployTemplateUuid) -> DbResult<()>;
+
+    // Runbooks.
+    /// Inserts a runbook with its steps and traits; a name or UUID already
+    /// taken is a [`DbError::Duplicate`].
+    async fn create_runbook(&self, runbook: &Runbook) -> DbResult<Runbook>;
+    async fn get_runbook(&self, ident: &Ident<RunbookUuid>) -> DbResult<Runbook>;
+    async fn list_runbooks(&self, page: &Page) -> DbResult<Vec<Runbook>>;
+    /// Writes every field but the traits, replacing the stored steps.
+    async fn save_runbook(&self, runbook: &Runbook) -> DbResult<Runbook>;
+    /// Replaces the runbook's traits.
+    async fn set_runbook_traits(&self, uuid: RunbookUuid, traits: &[String]) -> DbResult<Runbook>;
+    async fn delete_runbook(&self, uuid: RunbookUuid) -> DbResult<()>;
 }

@@ -179,3 +179,18 @@ pub const CONDUCTOR_SORT_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
+
+pub const DEPLOY_TEMPLATE_SORT_COLUMNS: &[&str] =
+    &["id", "uuid", "name", "created_at", "updated_at"];
+
+pub const RUNBOOK_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "name",
+    "description",
+    "public",
+    "owner",
+    "disable_ramdisk",
+    "created_at",
+    "updated_at",
+];

@@ -15,6 +15,7 @@ use super::load;
 use super::view::{opt_timestamp, shown_state};
 use crate::context::{Ctx, JsonBody, Params};
 use crate::error::{ApiError, ApiResult};
+use crate::step_schema::STEP_INTERFACES;
 use crate::version::at;
 use crate::AppState;
 
@@ -188,7 +189,20 @@ pub async fn provision(
         }
         .into());
     }
-    let action = provision_action(&ctx, &node, &target, &obj)?;
+    let runbook = match obj.get("runbook") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ident)) => {
+            ctx.require(crate::runbooks::RUNBOOKS)?;
+            Some(crate::runbooks::load(&app, ident).await?)
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Expected types <class 'NoneType'>, <class 'str'> for runbook: {}",
+                ferric_core::python_repr(other)
+            )))
+        }
+    };
+    let action = provision_action(&ctx, &node, &target, &obj, runbook.as_ref())?;
     let req = ProvisionRequest { target, action };
     app.conductor
         .provision(&Ident::Uuid(node.uuid), req)
@@ -213,16 +227,6 @@ fn steps_of(
         ))),
     }
 }
-
-const STEP_INTERFACES: &[&str] = &[
-    "vendor",
-    "power",
-    "management",
-    "firmware",
-    "deploy",
-    "bios",
-    "raid",
-];
 
 /// Ironic's step schema: interface, step, args (and priority for deploy).
 fn check_step(key: &str, item: &Value, deploy: bool) -> ApiResult<JsonObject> {
@@ -290,6 +294,7 @@ fn provision_action(
     node: &Node,
     target: &str,
     obj: &Map<String, Value>,
+    runbook: Option<&ferric_core::Runbook>,
 ) -> ApiResult<ProvisionAction> {
     let configdrive = obj
         .get("configdrive")
@@ -298,12 +303,7 @@ fn provision_action(
     if let Some(cd) = &configdrive {
         check_configdrive(ctx, target, cd)?;
     }
-    if obj.get("runbook").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request(
-            "Runbooks are not supported by this Ferric version.",
-        ));
-    }
-    let disable_ramdisk = match obj.get("disable_ramdisk") {
+    let mut disable_ramdisk = match obj.get("disable_ramdisk") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => {
@@ -311,6 +311,27 @@ fn provision_action(
                 "Invalid disable_ramdisk: {other}"
             )))
         }
+    };
+    let mut clean_steps = steps_of(obj, "clean_steps", false)?;
+    let mut service_steps = steps_of(obj, "service_steps", false)?;
+    if let Some(rb) = runbook {
+        let from_runbook = crate::runbooks::steps_for_node(
+            ctx,
+            node,
+            target,
+            rb,
+            clean_steps.take(),
+            service_steps.take(),
+        )?;
+        clean_steps = from_runbook.clean_steps;
+        service_steps = from_runbook.service_steps;
+        // Ironic takes the runbook's value as if the request had given it.
+        disable_ramdisk = Some(from_runbook.disable_ramdisk);
+    }
+    let only_clean_or_service = || {
+        ApiError::bad_request(
+            "\"runbooks\" is only valid when setting target provision state to any of ['clean', 'service']",
+        )
     };
     if disable_ramdisk.is_some() {
         match target {
@@ -328,8 +349,10 @@ fn provision_action(
             }
         }
     }
-    let clean_steps = steps_of(obj, "clean_steps", false)?;
     if clean_steps.is_some() && target != "clean" {
+        if runbook.is_some() {
+            return Err(only_clean_or_service());
+        }
         return Err(ApiError::bad_request(
             "\"clean_steps\" is only valid when setting target provision state to clean",
         ));
@@ -371,8 +394,10 @@ fn provision_action(
             return Err(ApiError::not_acceptable());
         }
     }
-    let service_steps = steps_of(obj, "service_steps", false)?;
     if service_steps.is_some() && target != "service" {
+        if runbook.is_some() {
+            return Err(only_clean_or_service());
+        }
         return Err(ApiError::bad_request(
             "\"service_steps\" is only valid when setting target provision state to service",
         ));

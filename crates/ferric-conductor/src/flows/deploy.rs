@@ -53,10 +53,119 @@ async fn check(task: &mut Task, req: &DeployRequest) -> Result<()> {
         .await
         .map_err(|e| super::invalid(&prefix, e))?;
     check_instance_traits(task).map_err(|e| ConductorError::Invalid(format!("{prefix}{e}")))?;
+    let templates = TemplateSteps::of(task).await?;
+    validated_template_steps(&driver, &task.node, &templates, steps::Missing::Skip)
+        .map_err(|e| ConductorError::Invalid(format!("{prefix}{e}")))?;
     // Steps the driver lacks are refused now, not after the 202.
-    plan_steps(&driver, &task.node, &req.deploy_steps, steps::Missing::Skip)
-        .map(drop)
-        .map_err(ConductorError::Invalid)
+    plan_steps(
+        &driver,
+        &task.node,
+        &req.deploy_steps,
+        &templates,
+        steps::Missing::Skip,
+    )
+    .map(drop)
+    .map_err(ConductorError::Invalid)
+}
+
+/// The deploy steps of the deploy templates named by the node's instance
+/// traits (Ironic's `_get_deployment_templates`), read afresh at each
+/// planning: a template may change between the request and the plan.
+#[derive(Debug, Default)]
+pub(crate) struct TemplateSteps {
+    names: Vec<String>,
+    steps: Vec<JsonObject>,
+}
+
+impl TemplateSteps {
+    pub(crate) async fn of(task: &Task) -> Result<TemplateSteps> {
+        let traits: Vec<String> = task
+            .node
+            .instance_info
+            .get("traits")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if traits.is_empty() {
+            return Ok(TemplateSteps::default());
+        }
+        let templates = task
+            .inner
+            .store
+            .list_deploy_templates_by_names(&traits)
+            .await?;
+        Ok(TemplateSteps {
+            names: templates.iter().map(|t| t.name.clone()).collect(),
+            steps: templates
+                .iter()
+                .flat_map(|t| t.steps.iter().map(|s| s.to_json()))
+                .collect(),
+        })
+    }
+}
+
+/// The templates' steps checked against what the driver offers, as the
+/// user's are; an interface and step may come from one template only.
+fn validated_template_steps(
+    driver: &ferric_drivers::Driver,
+    node: &ferric_core::Node,
+    templates: &TemplateSteps,
+    missing: steps::Missing,
+) -> Result<Vec<JsonObject>, String> {
+    if templates.steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prefix = format!(
+        "Validation of deploy steps from deploy templates matching this node's instance traits failed. \
+         Matching deploy templates: {}. Errors: ",
+        templates.names.join(",")
+    );
+    let validated =
+        steps::check_user_steps(driver, node, StepKind::Deploy, &templates.steps, missing)
+            .map_err(|e| format!("{prefix}{e}"))?;
+    let mut errors: Vec<String> = validated.iter().filter_map(core_step_override).collect();
+    let ids: Vec<String> = validated.iter().map(step_id).collect();
+    let mut dups: Vec<&str> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) && !dups.contains(&id.as_str()) {
+            dups.push(id);
+        }
+    }
+    if !dups.is_empty() {
+        errors.push(format!(
+            "deploy steps from all deploy templates matching this node's instance traits cannot have the same \
+             interface and step. Duplicate deploy steps for {}",
+            dups.join(", ")
+        ));
+    }
+    if errors.is_empty() {
+        Ok(validated)
+    } else {
+        Err(format!("{prefix}{}", errors.join("; ")))
+    }
+}
+
+/// Ironic's step id, `interface.step`.
+fn step_id(step: &JsonObject) -> String {
+    let text = |k: &str| step.get(k).and_then(Value::as_str).unwrap_or("");
+    format!("{}.{}", text("interface"), text("step"))
+}
+
+/// The core step (`deploy.deploy`) may only be turned off, not moved.
+fn core_step_override(step: &JsonObject) -> Option<String> {
+    let is_core = step.get("interface") == Some(&json!("deploy"))
+        && step.get("step") == Some(&json!("deploy"));
+    let raises = step.get("priority").and_then(Value::as_i64).unwrap_or(0) > 0;
+    (is_core && raises).then(|| {
+        "deploy step deploy on interface deploy is a core step and cannot be overridden by user steps. It \
+         may be disabled by setting the priority to 0"
+            .to_owned()
+    })
 }
 
 /// `instance_info.traits` must be a list of traits the node has.
@@ -117,7 +226,15 @@ async fn run(mut task: Task, req: DeployRequest) -> Result<()> {
     {
         return fail(task, format!("Failed to prepare to deploy: {e}")).await;
     }
-    let steps = match plan_steps(&driver, &task.node, &req.deploy_steps, steps::Missing::Skip) {
+    let templates = TemplateSteps::of(&task).await?;
+    let planned = plan_steps(
+        &driver,
+        &task.node,
+        &req.deploy_steps,
+        &templates,
+        steps::Missing::Skip,
+    );
+    let steps = match planned {
         Ok(s) => s,
         Err(e) => return fail(task, e).await,
     };
@@ -151,15 +268,17 @@ fn stored_configdrive(task: &Task, configdrive: Value) -> Result<Value, String> 
     Ok(Value::String(built))
 }
 
-/// The driver's deploy steps, overridden by the user's: a user step with
+/// The driver's deploy steps, overridden by the user's and then by the
+/// deploy templates' (Ironic's `_get_all_deployment_steps`): a step with
 /// the same interface and name replaces the driver's priority and args;
-/// priority 0 turns it off.
-/// Until the agent is up, user steps it alone may offer are left out
+/// priority 0 turns it off. A user's step wins over a template's.
+/// Until the agent is up, steps it alone may offer are left out
 /// (`Missing::Skip`); the plan is made again, strictly, once it is.
 fn plan_steps(
     driver: &ferric_drivers::Driver,
     node: &ferric_core::Node,
     user: &[JsonObject],
+    templates: &TemplateSteps,
     missing: steps::Missing,
 ) -> Result<Vec<JsonObject>, String> {
     let validated = steps::check_user_steps(driver, node, StepKind::Deploy, user, missing)
@@ -175,6 +294,14 @@ fn plan_steps(
                 .into());
         }
     }
+    let mut validated = validated;
+    let from_templates = validated_template_steps(driver, node, templates, missing)?;
+    let overridden: Vec<_> = validated.iter().map(key).collect();
+    validated.extend(
+        from_templates
+            .into_iter()
+            .filter(|t| !overridden.contains(&key(t))),
+    );
     let mut plan: Vec<JsonObject> = steps::automated_steps(driver, node, StepKind::Deploy)
         .into_iter()
         .filter(|d| !validated.iter().any(|u| key(u) == key(d)))
@@ -272,14 +399,22 @@ async fn adopt(mut task: Task) -> Result<()> {
 /// Plans the deploy steps again once the agent is up and has said which
 /// steps it offers (the user's steps are checked against those too), and
 /// keeps the place of the step under way.
-pub(crate) fn replan(task: &mut Task) -> Result<(), String> {
+pub(crate) async fn replan(task: &mut Task) -> Result<(), String> {
     let driver = task.driver().map_err(|e| e.to_string())?;
+    let templates = TemplateSteps::of(task).await.map_err(|e| e.to_string())?;
     let user: Vec<JsonObject> = task
         .internal("user_deploy_steps")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
         .unwrap_or_default();
-    let plan = plan_steps(&driver, &task.node, &user, steps::Missing::Refuse).map_err(|e| {
+    let plan = plan_steps(
+        &driver,
+        &task.node,
+        &user,
+        &templates,
+        steps::Missing::Refuse,
+    )
+    .map_err(|e| {
         format!(
             "Failed to validate the final deploy steps list for node {}: {e}",
             task.node.uuid

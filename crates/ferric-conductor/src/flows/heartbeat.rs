@@ -203,7 +203,7 @@ async fn step_done(mut task: Task, kind: StepKind) -> Result<()> {
     // Once the agent is up (a fresh boot, or one kept by fast track) its
     // own deploy steps are known: the plan is made again with them.
     if steps::needs_replan(&task, kind) {
-        if let Err(msg) = super::deploy::replan(&mut task) {
+        if let Err(msg) = super::deploy::replan(&mut task).await {
             return super::deploy::fail(task, msg).await;
         }
     }

@@ -323,7 +323,7 @@ pub(crate) async fn run_steps(task: &mut Task, kind: StepKind, start: usize) -> 
         if needs_replan(task, kind) {
             // The step brought the agent up (fast track keeps one): its own
             // deploy steps are known now, and the plan is made again.
-            if let Err(msg) = super::deploy::replan(task) {
+            if let Err(msg) = super::deploy::replan(task).await {
                 return Ok(StepsEnd::Failed(msg));
             }
             index = next_index(task, kind);

@@ -9,9 +9,11 @@
 mod bios_firmware;
 mod chassis;
 mod conductors;
+mod deploy_templates;
 mod history;
 mod nodes;
 mod ports;
+mod runbooks;
 mod shards;
 
 use std::path::Path;
@@ -44,6 +46,10 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0002_history_inventory.sql"
         )),
+        rusqlite_migration::M::up(include_str!(
+            "../../migrations/sqlite/0003_deploy_templates.sql"
+        )),
+        rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0004_runbooks.sql")),
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0007_bios_firmware.sql"
         )),
@@ -684,5 +690,70 @@ impl crate::Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> DbResult<()> {
         self.firmware_sync(node, components.to_vec(), now).await
+    }
+
+    // Deploy templates.
+    async fn create_deploy_template(
+        &self,
+        template: &ferric_core::DeployTemplate,
+    ) -> DbResult<ferric_core::DeployTemplate> {
+        self.deploy_template_create(template.clone()).await
+    }
+    async fn get_deploy_template(
+        &self,
+        ident: &ferric_core::Ident<ferric_core::DeployTemplateUuid>,
+    ) -> DbResult<ferric_core::DeployTemplate> {
+        self.deploy_template_get(ident.clone()).await
+    }
+    async fn list_deploy_templates(
+        &self,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::DeployTemplate>> {
+        self.deploy_template_list(page).await
+    }
+    async fn list_deploy_templates_by_names(
+        &self,
+        names: &[String],
+    ) -> DbResult<Vec<ferric_core::DeployTemplate>> {
+        self.deploy_template_list_by_names(names.to_vec()).await
+    }
+    async fn save_deploy_template(
+        &self,
+        template: &ferric_core::DeployTemplate,
+    ) -> DbResult<ferric_core::DeployTemplate> {
+        self.deploy_template_save(template.clone()).await
+    }
+    async fn delete_deploy_template(&self, uuid: ferric_core::DeployTemplateUuid) -> DbResult<()> {
+        self.deploy_template_delete(uuid).await
+    }
+
+    // Runbooks.
+    async fn create_runbook(
+        &self,
+        runbook: &ferric_core::Runbook,
+    ) -> DbResult<ferric_core::Runbook> {
+        self.runbook_create(runbook.clone()).await
+    }
+    async fn get_runbook(
+        &self,
+        ident: &ferric_core::Ident<ferric_core::RunbookUuid>,
+    ) -> DbResult<ferric_core::Runbook> {
+        self.runbook_get(ident.clone()).await
+    }
+    async fn list_runbooks(&self, page: &Page) -> DbResult<Vec<ferric_core::Runbook>> {
+        self.runbook_list(page).await
+    }
+    async fn save_runbook(&self, runbook: &ferric_core::Runbook) -> DbResult<ferric_core::Runbook> {
+        self.runbook_save(runbook.clone()).await
+    }
+    async fn set_runbook_traits(
+        &self,
+        uuid: ferric_core::RunbookUuid,
+        traits: &[String],
+    ) -> DbResult<ferric_core::Runbook> {
+        self.runbook_set_traits(uuid, traits.to_vec()).await
+    }
+    async fn delete_runbook(&self, uuid: ferric_core::RunbookUuid) -> DbResult<()> {
+        self.runbook_delete(uuid).await
     }
 }
