@@ -23,6 +23,7 @@ pub mod ports;
 pub mod ramdisk;
 pub mod root;
 pub mod version;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -211,6 +212,42 @@ fn v1_routes() -> Router<AppState> {
         .route("/drivers/{name}/properties", get(drivers::properties))
         .route("/conductors", get(conductors::list))
         .route("/conductors/{host}", get(conductors::show))
+        // Volume connectors and targets (1.32).
+        .merge(volume_routes())
+}
+
+fn volume_routes() -> Router<AppState> {
+    use volumes::connectors::Connectors as C;
+    use volumes::handlers as h;
+    use volumes::targets::Targets as T;
+    let mut r = Router::new()
+        .route("/volume", get(volumes::root))
+        .route("/nodes/{node}/volume", get(volumes::node_root));
+    // The same handlers serve both places; under a node they only list.
+    for base in ["/volume", "/nodes/{node}/volume"] {
+        r = r
+            .route(
+                &format!("{base}/connectors"),
+                get(h::list::<C>).post(h::create::<C>),
+            )
+            .route(
+                &format!("{base}/connectors/{{uuid}}"),
+                get(h::show::<C>)
+                    .patch(h::update::<C>)
+                    .delete(h::delete::<C>),
+            )
+            .route(
+                &format!("{base}/targets"),
+                get(h::list::<T>).post(h::create::<T>),
+            )
+            .route(
+                &format!("{base}/targets/{{uuid}}"),
+                get(h::show::<T>)
+                    .patch(h::update::<T>)
+                    .delete(h::delete::<T>),
+            );
+    }
+    r
 }
 
 async fn not_found() -> Response {

@@ -35,6 +35,7 @@ const RESOURCES: &[(&str, u32)] = &[
     ("ports", 1),
     ("drivers", 1),
     ("portgroups", at::PORTGROUPS),
+    ("volume", at::VOLUME),
     ("conductors", at::CONDUCTORS),
 ];
 

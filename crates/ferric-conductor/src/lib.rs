@@ -22,6 +22,7 @@ mod nodes;
 mod periodic;
 mod power;
 mod task;
+mod volumes;
 
 use std::sync::Arc;
 

@@ -50,6 +50,14 @@ uuid_id!(
     /// A chassis' `uuid`.
     ChassisUuid
 );
+uuid_id!(
+    /// A volume connector's `uuid`.
+    VolumeConnectorUuid
+);
+uuid_id!(
+    /// A volume target's `uuid`.
+    VolumeTargetUuid
+);
 
 /// Parses a UUID in the forms Ironic's `is_uuid_like` accepts: hyphenated,
 /// plain hex, braced or URN.

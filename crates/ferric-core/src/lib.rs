@@ -13,6 +13,7 @@ pub mod port;
 pub mod secret;
 pub mod standard_traits;
 pub mod states;
+pub mod volume;
 
 pub use conductor::ConductorRecord;
 pub use history::{HistoryEvent, NodeInventory, Severity};
@@ -22,6 +23,7 @@ pub use node::Node;
 pub use port::{Chassis, Port, Portgroup};
 pub use secret::{Fields, Secret};
 pub use states::{Event, PowerState, ProvisionState};
+pub use volume::{VolumeConnector, VolumeTarget};
 
 /// A JSON object, the type of every free-form dictionary field
 /// (`driver_info`, `properties`, `extra`, ...).

@@ -15,9 +15,11 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ferric_core::volume::{VolumeConnectorUuid, VolumeTargetUuid};
 use ferric_core::{
     Chassis, ChassisUuid, ConductorRecord, HistoryEvent, Ident, MacAddress, Node, NodeIdent,
-    NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid,
+    NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid, VolumeConnector,
+    VolumeTarget,
 };
 
 pub use error::{DbError, DbResult};
@@ -167,4 +169,27 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the node's inventory, replacing an earlier one.
     async fn save_inventory(&self, inventory: &NodeInventory) -> DbResult<()>;
     async fn get_inventory(&self, node: NodeUuid) -> DbResult<NodeInventory>;
+
+    // Volume connectors and targets. A node's are deleted with it.
+    /// Refuses a second connector with the same type and connector ID.
+    async fn create_volume_connector(&self, c: &VolumeConnector) -> DbResult<VolumeConnector>;
+    async fn get_volume_connector(&self, uuid: VolumeConnectorUuid) -> DbResult<VolumeConnector>;
+    /// All connectors, or the node's.
+    async fn list_volume_connectors(
+        &self,
+        node: Option<NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<VolumeConnector>>;
+    async fn save_volume_connector(&self, c: &VolumeConnector) -> DbResult<VolumeConnector>;
+    async fn delete_volume_connector(&self, uuid: VolumeConnectorUuid) -> DbResult<()>;
+    /// Refuses a second target of the node with the same boot index.
+    async fn create_volume_target(&self, t: &VolumeTarget) -> DbResult<VolumeTarget>;
+    async fn get_volume_target(&self, uuid: VolumeTargetUuid) -> DbResult<VolumeTarget>;
+    async fn list_volume_targets(
+        &self,
+        node: Option<NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<VolumeTarget>>;
+    async fn save_volume_target(&self, t: &VolumeTarget) -> DbResult<VolumeTarget>;
+    async fn delete_volume_target(&self, uuid: VolumeTargetUuid) -> DbResult<()>;
 }

@@ -179,3 +179,24 @@ pub const CONDUCTOR_SORT_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
+
+pub const VOLUME_CONNECTOR_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "node_id",
+    "type",
+    "connector_id",
+    "created_at",
+    "updated_at",
+];
+
+pub const VOLUME_TARGET_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "node_id",
+    "volume_type",
+    "volume_id",
+    "boot_index",
+    "created_at",
+    "updated_at",
+];

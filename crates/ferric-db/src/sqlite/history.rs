@@ -35,7 +35,7 @@ fn event_from_row(row: &Row<'_>) -> DbResult<HistoryEvent> {
     })
 }
 
-fn node_id(conn: &Connection, node: NodeUuid) -> DbResult<i64> {
+pub(super) fn node_id(conn: &Connection, node: NodeUuid) -> DbResult<i64> {
     conn.prepare_cached("SELECT id FROM nodes WHERE uuid = ?")?
         .query_row([node.to_string()], |r| r.get(0))
         .optional()?

@@ -11,6 +11,7 @@ mod conductors;
 mod history;
 mod nodes;
 mod ports;
+mod volumes;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -42,6 +43,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0002_history_inventory.sql"
         )),
+        rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0005_volumes.sql")),
     ])
 }
 
@@ -637,5 +639,69 @@ impl crate::Store for SqliteStore {
     }
     async fn list_conductors(&self, page: &Page) -> DbResult<Vec<ferric_core::ConductorRecord>> {
         self.conductor_list(page).await
+    }
+
+    // Volume connectors and targets.
+    async fn create_volume_connector(
+        &self,
+        c: &ferric_core::VolumeConnector,
+    ) -> DbResult<ferric_core::VolumeConnector> {
+        self.volume_connector_create(c.clone()).await
+    }
+    async fn get_volume_connector(
+        &self,
+        uuid: ferric_core::volume::VolumeConnectorUuid,
+    ) -> DbResult<ferric_core::VolumeConnector> {
+        self.volume_connector_get(uuid).await
+    }
+    async fn list_volume_connectors(
+        &self,
+        node: Option<ferric_core::NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::VolumeConnector>> {
+        self.volume_connector_list(node, page).await
+    }
+    async fn save_volume_connector(
+        &self,
+        c: &ferric_core::VolumeConnector,
+    ) -> DbResult<ferric_core::VolumeConnector> {
+        self.volume_connector_save(c.clone()).await
+    }
+    async fn delete_volume_connector(
+        &self,
+        uuid: ferric_core::volume::VolumeConnectorUuid,
+    ) -> DbResult<()> {
+        self.volume_connector_delete(uuid).await
+    }
+    async fn create_volume_target(
+        &self,
+        t: &ferric_core::VolumeTarget,
+    ) -> DbResult<ferric_core::VolumeTarget> {
+        self.volume_target_create(t.clone()).await
+    }
+    async fn get_volume_target(
+        &self,
+        uuid: ferric_core::volume::VolumeTargetUuid,
+    ) -> DbResult<ferric_core::VolumeTarget> {
+        self.volume_target_get(uuid).await
+    }
+    async fn list_volume_targets(
+        &self,
+        node: Option<ferric_core::NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::VolumeTarget>> {
+        self.volume_target_list(node, page).await
+    }
+    async fn save_volume_target(
+        &self,
+        t: &ferric_core::VolumeTarget,
+    ) -> DbResult<ferric_core::VolumeTarget> {
+        self.volume_target_save(t.clone()).await
+    }
+    async fn delete_volume_target(
+        &self,
+        uuid: ferric_core::volume::VolumeTargetUuid,
+    ) -> DbResult<()> {
+        self.volume_target_delete(uuid).await
     }
 }
