@@ -383,3 +383,183 @@ fn volume_targets_follow_ironic_and_go_with_their_node() {
     );
     assert_eq!(s.get("/v1/volume/targets"), json!({"targets": []}));
 }
+
+#[test]
+fn inspection_rules_appear_at_1_96() {
+    let s = Server::start("");
+    let (status, body) = at(&s, "1.95", Method::GET, "/v1/inspection_rules", None);
+    assert_eq!(
+        (status, faultstring(&body).as_str()),
+        (404, "The API version does not allow inspection rules")
+    );
+    let rule = json!({"actions": [{"op": "log", "args": {"msg": "hi"}}]});
+    let (status, body) = at(
+        &s,
+        "1.95",
+        Method::POST,
+        "/v1/inspection_rules",
+        Some(rule.clone()),
+    );
+    assert_eq!(
+        (status, faultstring(&body).as_str()),
+        (405, "The API version does not allow inspection rules")
+    );
+    assert!(at(&s, "1.95", Method::GET, "/v1", None)
+        .1
+        .get("inspection_rules")
+        .is_none());
+    let (status, body) = at(&s, "1.96", Method::GET, "/v1/inspection_rules", None);
+    assert_eq!((status, body), (200, json!({"inspection_rules": []})));
+    let (status, _) = at(&s, "1.96", Method::POST, "/v1/inspection_rules", Some(rule));
+    assert_eq!(status, 201);
+    assert!(at(&s, "1.96", Method::GET, "/v1", None)
+        .1
+        .get("inspection_rules")
+        .is_some());
+}
+
+#[test]
+fn inspection_rules_follow_ironic() {
+    let s = Server::start("");
+    let rule = s.post(
+        "/v1/inspection_rules",
+        json!({
+            "description": "BMC credentials",
+            "priority": 100,
+            "conditions": [{"op": "eq", "args": {"values": ["{inventory[system_vendor][manufacturer]}", "Dell"]}}],
+            "actions": [
+                {"op": "set-attribute", "args": {"path": "driver_info/ipmi_password", "value": "x"}},
+                {"op": "set-plugin-data", "args": {"path": "a.b", "value": 1}, "unique": true},
+            ],
+        }),
+    );
+    assert_eq!(
+        names(&rule),
+        vec![
+            "uuid",
+            "created_at",
+            "updated_at",
+            "description",
+            "priority",
+            "sensitive",
+            "phase",
+            "conditions",
+            "actions",
+            "links"
+        ]
+    );
+    assert_eq!(
+        (rule["phase"].as_str(), rule["sensitive"].as_bool()),
+        (Some("main"), Some(false))
+    );
+    assert_eq!(
+        rule["actions"][1],
+        json!({"op": "set-plugin-data", "args": {"path": "a.b", "value": 1, "plugin_data": {}}})
+    );
+    let uuid = rule["uuid"].as_str().unwrap().to_owned();
+    assert!(rule["links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/v1/inspection/{uuid}")));
+
+    let cases = [
+        (json!({"conditions": []}), "Schema error: 'actions' is a required property"),
+        (json!({"actions": []}), "Schema error: [] should be non-empty"),
+        (json!({"actions": [{"op": "nope", "args": {}}]}), "Schema error: 'nope' is not one of ['fail', 'log', 'set-attribute', 'extend-attribute', 'del-attribute', 'set-capability', 'unset-capability', 'add-trait', 'remove-trait', 'set-plugin-data', 'extend-plugin-data', 'unset-plugin-data', 'set-port-attribute', 'extend-port-attribute', 'del-port-attribute', 'api-call']"),
+        (json!({"actions": [{"op": "log", "args": {"msg": "m"}}], "priority": -1}), "Schema error: -1 is less than the minimum of 0"),
+        (json!({"actions": [{"op": "log", "args": {"msg": "m"}}], "priority": 10000}), "Priority must be between 0 and 9999 for user-defined rules."),
+        (json!({"actions": [{"op": "log", "args": {"msg": "m"}}], "phase": "late"}), "Invalid phase: late. Valid phases are: main"),
+        (json!({"actions": [{"op": "log", "args": {}}]}), "missing required argument(s): msg"),
+        (json!({"actions": [{"op": "log", "args": {"msg": "m"}}], "conditions": null}), "Schema error: None is not of type 'array'"),
+    ];
+    for (body, want) in cases {
+        let (status, out) = s.call(Method::POST, "/v1/inspection_rules", Some(body));
+        assert_eq!((status, faultstring(&out).as_str()), (400, want));
+    }
+
+    let list = s.get("/v1/inspection_rules");
+    assert_eq!(
+        names(&list["inspection_rules"][0]),
+        vec!["uuid", "description", "priority", "phase", "links"]
+    );
+    let (status, out) = s.call(Method::GET, "/v1/inspection_rules?fields=bogus", None);
+    assert_eq!(
+        (status, faultstring(&out).as_str()),
+        (400, "Field(s) \"bogus\" are not valid")
+    );
+    let (status, out) = s.call(Method::GET, "/v1/inspection_rules?sort_key=actions", None);
+    assert_eq!(status, 400);
+    assert!(faultstring(&out).starts_with("Schema error: 'actions' should not be valid under"));
+    s.post(
+        "/v1/inspection_rules",
+        json!({"actions": [{"op": "log", "args": ["hello"]}], "sensitive": true}),
+    );
+    let page = s.get("/v1/inspection_rules?limit=1&phase=main");
+    assert_eq!(
+        page["next"].as_str().unwrap(),
+        format!("{}/v1/inspection?filters={{'phase': 'main'}}&sort_key=id&sort_dir=asc&fields=uuid,priority,phase,description&limit=1&marker={uuid}", s.url)
+    );
+    let detail = s.get("/v1/inspection_rules?detail=True");
+    let secret = &detail["inspection_rules"][1];
+    assert_eq!(
+        (
+            secret["sensitive"].as_bool(),
+            &secret["actions"],
+            &secret["conditions"]
+        ),
+        (Some(true), &Value::Null, &Value::Null)
+    );
+    let secret_uuid = secret["uuid"].as_str().unwrap().to_owned();
+
+    let (status, out) = s.call(
+        Method::PATCH,
+        &format!("/v1/inspection_rules/{uuid}"),
+        Some(json!([{"op": "replace", "path": "/priority", "value": 50}, {"op": "add", "path": "/sensitive", "value": true}])),
+    );
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        (out["priority"].as_i64(), &out["actions"]),
+        (Some(50), &Value::Null)
+    );
+    let (status, out) = s.call(
+        Method::PATCH,
+        &format!("/v1/inspection_rules/{secret_uuid}"),
+        Some(json!([{"op": "replace", "path": "/sensitive", "value": false}])),
+    );
+    assert_eq!(
+        (status, faultstring(&out).as_str()),
+        (400, "Couldn't apply patch '[{'op': 'replace', 'path': '/sensitive', 'value': False}]'. Reason: Inspection rules cannot have the sensitive flag unset.")
+    );
+    let (status, out) = s.call(
+        Method::PATCH,
+        &format!("/v1/inspection_rules/{secret_uuid}"),
+        Some(json!([{"op": "replace", "path": "/priority", "value": "high"}])),
+    );
+    assert_eq!(
+        (status, faultstring(&out).as_str()),
+        (
+            400,
+            "Schema error for patch: 'high' is not of type 'integer'"
+        )
+    );
+
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/v1/inspection_rules/{uuid}"),
+            None
+        )
+        .0,
+        204
+    );
+    let (status, out) = s.call(Method::GET, &format!("/v1/inspection_rules/{uuid}"), None);
+    assert_eq!(
+        (status, faultstring(&out)),
+        (404, format!("Rule {uuid} could not be found."))
+    );
+    let (status, out) = s.call(Method::DELETE, "/v1/inspection_rules/nope", None);
+    assert_eq!(
+        (status, faultstring(&out).as_str()),
+        (400, "Schema error: 'nope' is not a 'uuid'")
+    );
+}

@@ -14,6 +14,7 @@ pub mod conductors;
 pub mod context;
 pub mod drivers;
 pub mod error;
+pub mod inspection_rules;
 pub mod listing;
 pub mod mask;
 pub mod nodes;
@@ -214,6 +215,17 @@ fn v1_routes() -> Router<AppState> {
         .route("/conductors/{host}", get(conductors::show))
         // Volume connectors and targets (1.32).
         .merge(volume_routes())
+        // Inspection rules (1.96).
+        .route(
+            "/inspection_rules",
+            get(inspection_rules::list).post(inspection_rules::create),
+        )
+        .route(
+            "/inspection_rules/{uuid}",
+            get(inspection_rules::show)
+                .patch(inspection_rules::update)
+                .delete(inspection_rules::delete),
+        )
 }
 
 fn volume_routes() -> Router<AppState> {

@@ -37,6 +37,7 @@ const RESOURCES: &[(&str, u32)] = &[
     ("portgroups", at::PORTGROUPS),
     ("volume", at::VOLUME),
     ("conductors", at::CONDUCTORS),
+    ("inspection_rules", at::INSPECTION_RULES),
 ];
 
 pub async fn v1(ctx: Ctx) -> Response {

@@ -7,6 +7,7 @@
 pub mod conductor;
 pub mod history;
 pub mod ids;
+pub mod inspection_rule;
 pub mod interfaces;
 pub mod node;
 pub mod port;
@@ -18,6 +19,7 @@ pub mod volume;
 pub use conductor::ConductorRecord;
 pub use history::{HistoryEvent, NodeInventory, Severity};
 pub use ids::{ChassisUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid, PortgroupUuid};
+pub use inspection_rule::InspectionRule;
 pub use interfaces::{BootDevice, InterfaceKind, Interfaces};
 pub use node::Node;
 pub use port::{Chassis, Port, Portgroup};

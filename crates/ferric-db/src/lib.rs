@@ -15,7 +15,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ferric_core::inspection_rule::InspectionRuleUuid;
 use ferric_core::volume::{VolumeConnectorUuid, VolumeTargetUuid};
+use ferric_core::InspectionRule;
 use ferric_core::{
     Chassis, ChassisUuid, ConductorRecord, HistoryEvent, Ident, MacAddress, Node, NodeIdent,
     NodeInventory, NodeUuid, Port, PortUuid, Portgroup, PortgroupUuid, VolumeConnector,
@@ -192,4 +194,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> DbResult<Vec<VolumeTarget>>;
     async fn save_volume_target(&self, t: &VolumeTarget) -> DbResult<VolumeTarget>;
     async fn delete_volume_target(&self, uuid: VolumeTargetUuid) -> DbResult<()>;
+
+    // Inspection rules.
+    async fn create_inspection_rule(&self, rule: &InspectionRule) -> DbResult<InspectionRule>;
+    async fn get_inspection_rule(&self, uuid: InspectionRuleUuid) -> DbResult<InspectionRule>;
+    async fn list_inspection_rules(&self, page: &Page) -> DbResult<Vec<InspectionRule>>;
+    async fn save_inspection_rule(&self, rule: &InspectionRule) -> DbResult<InspectionRule>;
+    async fn delete_inspection_rule(&self, uuid: InspectionRuleUuid) -> DbResult<()>;
 }

@@ -200,3 +200,15 @@ pub const VOLUME_TARGET_SORT_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
+
+pub const INSPECTION_RULE_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "priority",
+    "description",
+    "scope",
+    "sensitive",
+    "phase",
+    "created_at",
+    "updated_at",
+];

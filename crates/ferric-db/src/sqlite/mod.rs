@@ -9,6 +9,7 @@
 mod chassis;
 mod conductors;
 mod history;
+mod inspection_rules;
 mod nodes;
 mod ports;
 mod volumes;
@@ -44,6 +45,9 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
             "../../migrations/sqlite/0002_history_inventory.sql"
         )),
         rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0005_volumes.sql")),
+        rusqlite_migration::M::up(include_str!(
+            "../../migrations/sqlite/0006_inspection_rules.sql"
+        )),
     ])
 }
 
@@ -308,7 +312,7 @@ impl<'r, 's> Cols<'r, 's> {
     }
 }
 
-fn corrupt(what: &'static str, e: impl std::fmt::Display) -> DbError {
+pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> DbError {
     DbError::Corrupt {
         what,
         detail: e.to_string(),
@@ -703,5 +707,37 @@ impl crate::Store for SqliteStore {
         uuid: ferric_core::volume::VolumeTargetUuid,
     ) -> DbResult<()> {
         self.volume_target_delete(uuid).await
+    }
+
+    // Inspection rules.
+    async fn create_inspection_rule(
+        &self,
+        rule: &ferric_core::InspectionRule,
+    ) -> DbResult<ferric_core::InspectionRule> {
+        self.inspection_rule_create(rule.clone()).await
+    }
+    async fn get_inspection_rule(
+        &self,
+        uuid: ferric_core::inspection_rule::InspectionRuleUuid,
+    ) -> DbResult<ferric_core::InspectionRule> {
+        self.inspection_rule_get(uuid).await
+    }
+    async fn list_inspection_rules(
+        &self,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::InspectionRule>> {
+        self.inspection_rule_list(page).await
+    }
+    async fn save_inspection_rule(
+        &self,
+        rule: &ferric_core::InspectionRule,
+    ) -> DbResult<ferric_core::InspectionRule> {
+        self.inspection_rule_save(rule.clone()).await
+    }
+    async fn delete_inspection_rule(
+        &self,
+        uuid: ferric_core::inspection_rule::InspectionRuleUuid,
+    ) -> DbResult<()> {
+        self.inspection_rule_delete(uuid).await
     }
 }
