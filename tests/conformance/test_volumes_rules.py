@@ -1,6 +1,7 @@
 """Volume connectors and targets (API 1.32) and inspection rules (1.96)
 with the stock client, on the shared server."""
 
+import json
 import uuid as uuidlib
 
 CONNECTOR_FIELDS = {"uuid", "node_uuid", "type", "connector_id", "extra", "created_at", "updated_at"}
@@ -124,3 +125,78 @@ def test_volume_gate(cli):
     assert set(body) == {"links", "connectors", "targets"}
     r = cli.fails("--os-baremetal-api-version", "1.31", "volume", "connector", "list")
     assert "404" in r.stderr
+
+
+RULE_FIELDS = {"uuid", "description", "priority", "sensitive", "phase", "actions", "conditions", "created_at",
+               "updated_at"}
+ACTIONS = '[{"op": "set-attribute", "args": {"path": "properties/vendor", "value": "{inventory[system_vendor][manufacturer]}"}}]'
+CONDITIONS = '[{"op": "!is-empty", "args": {"value": "{inventory[system_vendor][manufacturer]}"}}]'
+
+
+def test_inspection_rules(cli, name):
+    description = name()
+    rule = cli.json("inspection", "rule", "create", "--description", description, "--conditions", CONDITIONS,
+                    "--actions", ACTIONS)
+    uuid = rule["uuid"]
+    assert set(rule) == RULE_FIELDS
+    assert (rule["description"], rule["priority"], rule["phase"], rule["sensitive"]) == (description, 0, "main", False)
+    assert rule["conditions"] == [{"op": "!is-empty", "args": {"value": "{inventory[system_vendor][manufacturer]}"}}]
+
+    # The client sends --priority and --sensitive as strings, --conditions
+    # as null when not given; Ironic's schema refuses all three.
+    r = cli.fails("inspection", "rule", "create", "--priority", "10", "--conditions", "[]", "--actions", ACTIONS)
+    assert "Schema error: '10' is not of type 'integer' (HTTP 400)" in r.stderr
+    r = cli.fails("inspection", "rule", "create", "--sensitive", "true", "--conditions", "[]", "--actions", ACTIONS)
+    assert "Schema error: 'true' is not of type 'boolean', 'null' (HTTP 400)" in r.stderr
+    r = cli.fails("inspection", "rule", "create", "--actions", ACTIONS)
+    assert "Schema error: None is not of type 'array' (HTTP 400)" in r.stderr
+    r = cli.fails("inspection", "rule", "create", "--conditions", "[]", "--actions", '[{"op": "log", "args": {}}]')
+    assert "missing required argument(s): msg (HTTP 400)" in r.stderr
+    r = cli.fails("inspection", "rule", "create", "--phase", "late", "--conditions", "[]", "--actions", ACTIONS)
+    assert "Invalid phase: late. Valid phases are: main (HTTP 400)" in r.stderr
+
+    assert {"uuid": uuid, "description": description} in cli.json("inspection", "rule", "list")
+    [long] = [x for x in cli.json("inspection", "rule", "list", "--long") if x["uuid"] == uuid]
+    assert long["actions"] == json.loads(ACTIONS)
+    assert cli.json("inspection", "rule", "show", uuid, "--fields", "uuid", "priority") == {"uuid": uuid, "priority": 0}
+
+    cli.ok("inspection", "rule", "set", uuid, "--priority", "50", "--description", description + "-x")
+    shown = cli.json("inspection", "rule", "show", uuid)
+    assert (shown["priority"], shown["description"]) == (50, description + "-x")
+    assert shown["updated_at"] is not None
+    r = cli.fails("inspection", "rule", "set", uuid, "--priority", "10000")
+    assert "Priority must be between 0 and 9999 for user-defined rules. (HTTP 400)" in r.stderr
+    cli.ok("inspection", "rule", "unset", uuid, "--description")
+    assert cli.json("inspection", "rule", "show", uuid)["description"] is None
+
+    assert f"Deleted rule {uuid}" in cli.ok("inspection", "rule", "delete", uuid)
+    r = cli.fails("inspection", "rule", "show", uuid)
+    assert f"Rule {uuid} could not be found. (HTTP 404)" in r.stderr
+
+
+def test_sensitive_inspection_rules(cli):
+    status, body = cli.server.api("POST", "/v1/inspection_rules", {
+        "sensitive": True, "conditions": [],
+        "actions": [{"op": "set-attribute", "args": {"path": "driver_info/ipmi_password", "value": "s3cret"}}],
+    })
+    assert status == 201, body
+    uuid = body["uuid"]
+    shown = cli.json("inspection", "rule", "show", uuid)
+    assert (shown["sensitive"], shown["actions"], shown["conditions"]) == (True, None, None)
+    assert "s3cret" not in cli.ok("inspection", "rule", "list", "--long")
+    status, body = cli.server.api("PATCH", f"/v1/inspection_rules/{uuid}",
+                                  [{"op": "replace", "path": "/sensitive", "value": False}])
+    assert status == 400
+    assert "Inspection rules cannot have the sensitive flag unset." in body["error_message"]
+    cli.ok("inspection", "rule", "delete", uuid)
+
+
+def test_inspection_rules_gate(cli):
+    status, _ = cli.server.api("GET", "/v1/inspection_rules", version="1.95")
+    assert status == 404
+    status, _ = cli.server.api("POST", "/v1/inspection_rules", {"actions": []}, version="1.95")
+    assert status == 405
+    status, body = cli.server.api("GET", "/v1/inspection_rules", version="1.96")
+    assert status == 200 and "inspection_rules" in body
+    r = cli.fails("--os-baremetal-api-version", "1.95", "inspection", "rule", "list")
+    assert "The API version does not allow inspection rules" in r.stderr
