@@ -20,6 +20,7 @@ pub mod deploy_templates;
 pub mod drivers;
 pub mod error;
 pub mod events;
+pub mod inspection_rules;
 pub mod listing;
 pub mod mask;
 pub mod node_hardware;
@@ -35,6 +36,7 @@ pub mod shards;
 pub mod step_schema;
 pub mod vendor;
 pub mod version;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -314,6 +316,53 @@ fn v1_routes() -> Router<AppState> {
             "/runbooks/{r}/traits/{name}",
             put(runbooks::add_trait).delete(runbooks::remove_trait),
         )
+        // Volume connectors and targets (1.32).
+        .merge(volume_routes())
+        // Inspection rules (1.96).
+        .route(
+            "/inspection_rules",
+            get(inspection_rules::list).post(inspection_rules::create),
+        )
+        .route(
+            "/inspection_rules/{uuid}",
+            get(inspection_rules::show)
+                .patch(inspection_rules::update)
+                .delete(inspection_rules::delete),
+        )
+}
+
+fn volume_routes() -> Router<AppState> {
+    use volumes::connectors::Connectors as C;
+    use volumes::handlers as h;
+    use volumes::targets::Targets as T;
+    let mut r = Router::new()
+        .route("/volume", get(volumes::root))
+        .route("/nodes/{node}/volume", get(volumes::node_root));
+    // The same handlers serve both places; under a node they only list.
+    for base in ["/volume", "/nodes/{node}/volume"] {
+        r = r
+            .route(
+                &format!("{base}/connectors"),
+                get(h::list::<C>).post(h::create::<C>),
+            )
+            .route(
+                &format!("{base}/connectors/{{uuid}}"),
+                get(h::show::<C>)
+                    .patch(h::update::<C>)
+                    .delete(h::delete::<C>),
+            )
+            .route(
+                &format!("{base}/targets"),
+                get(h::list::<T>).post(h::create::<T>),
+            )
+            .route(
+                &format!("{base}/targets/{{uuid}}"),
+                get(h::show::<T>)
+                    .patch(h::update::<T>)
+                    .delete(h::delete::<T>),
+            );
+    }
+    r
 }
 
 async fn not_found() -> Response {

@@ -35,11 +35,13 @@ const RESOURCES: &[(&str, u32)] = &[
     ("ports", 1),
     ("drivers", 1),
     ("portgroups", at::PORTGROUPS),
+    ("volume", at::VOLUME),
     ("conductors", at::CONDUCTORS),
     ("events", 54),
     ("deploy_templates", 55),
     ("shards", at::NODE_SHARD),
     ("runbooks", crate::runbooks::RUNBOOKS),
+    ("inspection_rules", at::INSPECTION_RULES),
 ];
 
 pub async fn v1(ctx: Ctx) -> Response {

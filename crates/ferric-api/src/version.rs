@@ -150,6 +150,8 @@ pub mod at {
     pub const PORTGROUP_SHARD: u32 = 106;
     pub const SERVICE_DISABLE_RAMDISK: u32 = 108;
     pub const DEPLOYWAIT_ABORT: u32 = 110;
+    pub const VOLUME: u32 = 32;
+    pub const INSPECTION_RULES: u32 = 96;
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod task;
 mod console;
 mod raid;
 mod vendor;
+mod volumes;
 
 use std::sync::Arc;
 

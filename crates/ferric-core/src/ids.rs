@@ -58,6 +58,18 @@ uuid_id!(
     /// A runbook's `uuid`.
     RunbookUuid
 );
+uuid_id!(
+    /// A volume connector's `uuid`.
+    VolumeConnectorUuid
+);
+uuid_id!(
+    /// A volume target's `uuid`.
+    VolumeTargetUuid
+);
+uuid_id!(
+    /// An inspection rule's `uuid`.
+    InspectionRuleUuid
+);
 
 /// Parses a UUID in the forms Ironic's `is_uuid_like` accepts: hyphenated,
 /// plain hex, braced or URN.

@@ -8,6 +8,7 @@ pub mod bios_firmware;
 pub mod conductor;
 pub mod history;
 pub mod ids;
+pub mod inspection_rule;
 pub mod interfaces;
 pub mod jsonschema;
 pub mod node;
@@ -16,6 +17,7 @@ pub mod secret;
 pub mod standard_traits;
 pub mod states;
 pub mod templates;
+pub mod volume;
 
 pub use bios_firmware::{BiosSetting, FirmwareComponent};
 pub use conductor::ConductorRecord;
@@ -24,12 +26,14 @@ pub use ids::{
     ChassisUuid, DeployTemplateUuid, Ident, MacAddress, NodeIdent, NodeUuid, PortUuid,
     PortgroupUuid, RunbookUuid,
 };
+pub use inspection_rule::InspectionRule;
 pub use interfaces::{BootDevice, InterfaceKind, Interfaces};
 pub use node::Node;
 pub use port::{Chassis, Port, Portgroup};
 pub use secret::{Fields, Secret};
 pub use states::{Event, PowerState, ProvisionState};
 pub use templates::{DeployTemplate, Runbook, RunbookStep, TemplateStep};
+pub use volume::{VolumeConnector, VolumeTarget};
 
 /// A JSON object, the type of every free-form dictionary field
 /// (`driver_info`, `properties`, `extra`, ...).

@@ -15,10 +15,13 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ferric_core::inspection_rule::InspectionRuleUuid;
+use ferric_core::volume::{VolumeConnectorUuid, VolumeTargetUuid};
+use ferric_core::InspectionRule;
 use ferric_core::{
     BiosSetting, Chassis, ChassisUuid, ConductorRecord, DeployTemplate, DeployTemplateUuid,
     FirmwareComponent, HistoryEvent, Ident, MacAddress, Node, NodeIdent, NodeInventory, NodeUuid,
-    Port, PortUuid, Portgroup, PortgroupUuid, Runbook, RunbookUuid,
+    Port, PortUuid, Portgroup, PortgroupUuid, Runbook, RunbookUuid, VolumeConnector, VolumeTarget,
 };
 
 pub use error::{DbError, DbResult};
@@ -226,4 +229,34 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the runbook's traits.
     async fn set_runbook_traits(&self, uuid: RunbookUuid, traits: &[String]) -> DbResult<Runbook>;
     async fn delete_runbook(&self, uuid: RunbookUuid) -> DbResult<()>;
+
+    // Volume connectors and targets. A node's are deleted with it.
+    /// Refuses a second connector with the same type and connector ID.
+    async fn create_volume_connector(&self, c: &VolumeConnector) -> DbResult<VolumeConnector>;
+    async fn get_volume_connector(&self, uuid: VolumeConnectorUuid) -> DbResult<VolumeConnector>;
+    /// All connectors, or the node's.
+    async fn list_volume_connectors(
+        &self,
+        node: Option<NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<VolumeConnector>>;
+    async fn save_volume_connector(&self, c: &VolumeConnector) -> DbResult<VolumeConnector>;
+    async fn delete_volume_connector(&self, uuid: VolumeConnectorUuid) -> DbResult<()>;
+    /// Refuses a second target of the node with the same boot index.
+    async fn create_volume_target(&self, t: &VolumeTarget) -> DbResult<VolumeTarget>;
+    async fn get_volume_target(&self, uuid: VolumeTargetUuid) -> DbResult<VolumeTarget>;
+    async fn list_volume_targets(
+        &self,
+        node: Option<NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<VolumeTarget>>;
+    async fn save_volume_target(&self, t: &VolumeTarget) -> DbResult<VolumeTarget>;
+    async fn delete_volume_target(&self, uuid: VolumeTargetUuid) -> DbResult<()>;
+
+    // Inspection rules.
+    async fn create_inspection_rule(&self, rule: &InspectionRule) -> DbResult<InspectionRule>;
+    async fn get_inspection_rule(&self, uuid: InspectionRuleUuid) -> DbResult<InspectionRule>;
+    async fn list_inspection_rules(&self, page: &Page) -> DbResult<Vec<InspectionRule>>;
+    async fn save_inspection_rule(&self, rule: &InspectionRule) -> DbResult<InspectionRule>;
+    async fn delete_inspection_rule(&self, uuid: InspectionRuleUuid) -> DbResult<()>;
 }

@@ -194,3 +194,36 @@ pub const RUNBOOK_SORT_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
+
+pub const VOLUME_CONNECTOR_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "node_id",
+    "type",
+    "connector_id",
+    "created_at",
+    "updated_at",
+];
+
+pub const VOLUME_TARGET_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "node_id",
+    "volume_type",
+    "volume_id",
+    "boot_index",
+    "created_at",
+    "updated_at",
+];
+
+pub const INSPECTION_RULE_SORT_COLUMNS: &[&str] = &[
+    "id",
+    "uuid",
+    "priority",
+    "description",
+    "scope",
+    "sensitive",
+    "phase",
+    "created_at",
+    "updated_at",
+];

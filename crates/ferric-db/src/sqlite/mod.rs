@@ -11,10 +11,12 @@ mod chassis;
 mod conductors;
 mod deploy_templates;
 mod history;
+mod inspection_rules;
 mod nodes;
 mod ports;
 mod runbooks;
 mod shards;
+mod volumes;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -50,6 +52,10 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
             "../../migrations/sqlite/0003_deploy_templates.sql"
         )),
         rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0004_runbooks.sql")),
+        rusqlite_migration::M::up(include_str!("../../migrations/sqlite/0005_volumes.sql")),
+        rusqlite_migration::M::up(include_str!(
+            "../../migrations/sqlite/0006_inspection_rules.sql"
+        )),
         rusqlite_migration::M::up(include_str!(
             "../../migrations/sqlite/0007_bios_firmware.sql"
         )),
@@ -317,7 +323,7 @@ impl<'r, 's> Cols<'r, 's> {
     }
 }
 
-fn corrupt(what: &'static str, e: impl std::fmt::Display) -> DbError {
+pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> DbError {
     DbError::Corrupt {
         what,
         detail: e.to_string(),
@@ -755,5 +761,101 @@ impl crate::Store for SqliteStore {
     }
     async fn delete_runbook(&self, uuid: ferric_core::RunbookUuid) -> DbResult<()> {
         self.runbook_delete(uuid).await
+    }
+
+    // Volume connectors and targets.
+    async fn create_volume_connector(
+        &self,
+        c: &ferric_core::VolumeConnector,
+    ) -> DbResult<ferric_core::VolumeConnector> {
+        self.volume_connector_create(c.clone()).await
+    }
+    async fn get_volume_connector(
+        &self,
+        uuid: ferric_core::volume::VolumeConnectorUuid,
+    ) -> DbResult<ferric_core::VolumeConnector> {
+        self.volume_connector_get(uuid).await
+    }
+    async fn list_volume_connectors(
+        &self,
+        node: Option<ferric_core::NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::VolumeConnector>> {
+        self.volume_connector_list(node, page).await
+    }
+    async fn save_volume_connector(
+        &self,
+        c: &ferric_core::VolumeConnector,
+    ) -> DbResult<ferric_core::VolumeConnector> {
+        self.volume_connector_save(c.clone()).await
+    }
+    async fn delete_volume_connector(
+        &self,
+        uuid: ferric_core::volume::VolumeConnectorUuid,
+    ) -> DbResult<()> {
+        self.volume_connector_delete(uuid).await
+    }
+    async fn create_volume_target(
+        &self,
+        t: &ferric_core::VolumeTarget,
+    ) -> DbResult<ferric_core::VolumeTarget> {
+        self.volume_target_create(t.clone()).await
+    }
+    async fn get_volume_target(
+        &self,
+        uuid: ferric_core::volume::VolumeTargetUuid,
+    ) -> DbResult<ferric_core::VolumeTarget> {
+        self.volume_target_get(uuid).await
+    }
+    async fn list_volume_targets(
+        &self,
+        node: Option<ferric_core::NodeUuid>,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::VolumeTarget>> {
+        self.volume_target_list(node, page).await
+    }
+    async fn save_volume_target(
+        &self,
+        t: &ferric_core::VolumeTarget,
+    ) -> DbResult<ferric_core::VolumeTarget> {
+        self.volume_target_save(t.clone()).await
+    }
+    async fn delete_volume_target(
+        &self,
+        uuid: ferric_core::volume::VolumeTargetUuid,
+    ) -> DbResult<()> {
+        self.volume_target_delete(uuid).await
+    }
+
+    // Inspection rules.
+    async fn create_inspection_rule(
+        &self,
+        rule: &ferric_core::InspectionRule,
+    ) -> DbResult<ferric_core::InspectionRule> {
+        self.inspection_rule_create(rule.clone()).await
+    }
+    async fn get_inspection_rule(
+        &self,
+        uuid: ferric_core::inspection_rule::InspectionRuleUuid,
+    ) -> DbResult<ferric_core::InspectionRule> {
+        self.inspection_rule_get(uuid).await
+    }
+    async fn list_inspection_rules(
+        &self,
+        page: &Page,
+    ) -> DbResult<Vec<ferric_core::InspectionRule>> {
+        self.inspection_rule_list(page).await
+    }
+    async fn save_inspection_rule(
+        &self,
+        rule: &ferric_core::InspectionRule,
+    ) -> DbResult<ferric_core::InspectionRule> {
+        self.inspection_rule_save(rule.clone()).await
+    }
+    async fn delete_inspection_rule(
+        &self,
+        uuid: ferric_core::inspection_rule::InspectionRuleUuid,
+    ) -> DbResult<()> {
+        self.inspection_rule_delete(uuid).await
     }
 }
