@@ -412,8 +412,8 @@ fn indicators_are_listed_read_and_set() {
     assert_eq!(items[0]["name"], "led-0@chassis");
     assert_eq!(items[0]["component"], "chassis");
     assert_eq!(items[0]["readonly"], true);
-    assert_eq!(items[0]["states"], json!(["OFF", "ON"]));
-    assert_eq!(items[1]["states"], json!(["BLINKING", "OFF", "ON"]));
+    assert_eq!(items[0]["states"], json!(["off", "on"]));
+    assert_eq!(items[1]["states"], json!(["blinking", "off", "on"]));
     assert!(items[1]["links"][0]["href"]
         .as_str()
         .unwrap()
@@ -421,17 +421,17 @@ fn indicators_are_listed_read_and_set() {
 
     assert_eq!(
         s.get("/v1/nodes/i1/management/indicators/led@system"),
-        json!({"state": "ON"})
+        json!({"state": "on"})
     );
     let (status, body) = s.call(
         Method::PUT,
         "/v1/nodes/i1/management/indicators/led@system",
-        Some(json!({"state": "BLINKING"})),
+        Some(json!({"state": "blinking"})),
     );
     assert_eq!(status, 204, "{body}");
     assert_eq!(
         s.get("/v1/nodes/i1/management/indicators/led@system"),
-        json!({"state": "BLINKING"})
+        json!({"state": "blinking"})
     );
 
     let (status, body) = s.call(Method::GET, "/v1/nodes/i1/management/indicators/led", None);
@@ -451,7 +451,7 @@ fn indicators_are_listed_read_and_set() {
     let (status, body) = s.call(
         Method::PUT,
         "/v1/nodes/i1/management/indicators/led-0@chassis",
-        Some(json!({"state": "OFF"})),
+        Some(json!({"state": "off"})),
     );
     assert_eq!(status, 400, "{body}");
     // Ironic serves indicators at every version (1.63 only names them).

@@ -92,13 +92,13 @@ def test_indicators_through_the_raw_api(ferric, cli, name):
     status, body = ferric.api("GET", f"/v1/nodes/{node}/management/indicators")
     assert status == 200
     assert [(i["name"], i["component"], i["readonly"], i["states"]) for i in body["indicators"]] == [
-        ("led-0@chassis", "chassis", True, ["OFF", "ON"]),
-        ("led@system", "system", False, ["BLINKING", "OFF", "ON"]),
+        ("led-0@chassis", "chassis", True, ["off", "on"]),
+        ("led@system", "system", False, ["blinking", "off", "on"]),
     ]
     path = f"/v1/nodes/{node}/management/indicators/led@system"
-    assert ferric.api("GET", path) == (200, {"state": "ON"})
-    assert ferric.api("PUT", path, {"state": "OFF"})[0] == 204
-    assert ferric.api("GET", path) == (200, {"state": "OFF"})
+    assert ferric.api("GET", path) == (200, {"state": "on"})
+    assert ferric.api("PUT", path, {"state": "off"})[0] == 204
+    assert ferric.api("GET", path) == (200, {"state": "off"})
     status, body = ferric.api("PUT", path, {"state": "PURPLE"})
     assert status == 400
 

@@ -349,7 +349,7 @@ pub async fn get_indicator(
 }
 
 /// `PUT /v1/nodes/{node}/management/indicators/{name@component}`
-/// `{"state": "ON"|"OFF"|"BLINKING"}`.
+/// `{"state": "on"|"off"|"blinking"}` (Ironic's `indicator_states`).
 pub async fn set_indicator(
     State(app): State<AppState>,
     ctx: Ctx,

@@ -8,32 +8,32 @@ use serde::Serialize;
 /// An indicator's state (Ironic's `indicator_states`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum IndicatorState {
-    #[serde(rename = "OFF")]
+    #[serde(rename = "off")]
     Off,
-    #[serde(rename = "ON")]
+    #[serde(rename = "on")]
     On,
-    #[serde(rename = "BLINKING")]
+    #[serde(rename = "blinking")]
     Blinking,
-    #[serde(rename = "UNKNOWN")]
+    #[serde(rename = "unknown")]
     Unknown,
 }
 
 impl IndicatorState {
     pub fn as_str(self) -> &'static str {
         match self {
-            IndicatorState::Off => "OFF",
-            IndicatorState::On => "ON",
-            IndicatorState::Blinking => "BLINKING",
-            IndicatorState::Unknown => "UNKNOWN",
+            IndicatorState::Off => "off",
+            IndicatorState::On => "on",
+            IndicatorState::Blinking => "blinking",
+            IndicatorState::Unknown => "unknown",
         }
     }
 
-    /// The states a user may ask for; `UNKNOWN` is only ever read.
+    /// The states a user may ask for; `unknown` is only ever read.
     pub fn parse_target(text: &str) -> Option<IndicatorState> {
         match text {
-            "OFF" => Some(IndicatorState::Off),
-            "ON" => Some(IndicatorState::On),
-            "BLINKING" => Some(IndicatorState::Blinking),
+            "off" => Some(IndicatorState::Off),
+            "on" => Some(IndicatorState::On),
+            "blinking" => Some(IndicatorState::Blinking),
             _ => None,
         }
     }
@@ -97,11 +97,11 @@ mod tests {
     #[test]
     fn only_settable_states_parse_as_targets() {
         assert_eq!(
-            IndicatorState::parse_target("BLINKING"),
+            IndicatorState::parse_target("blinking"),
             Some(IndicatorState::Blinking)
         );
-        assert_eq!(IndicatorState::parse_target("UNKNOWN"), None);
-        assert_eq!(IndicatorState::parse_target("on"), None);
+        assert_eq!(IndicatorState::parse_target("unknown"), None);
+        assert_eq!(IndicatorState::parse_target("ON"), None);
     }
 
     #[test]
