@@ -30,10 +30,7 @@ fn unknown_driver_is_not_found(s: &Server, path: &str) {
     let (status, body) = s.call(Method::GET, path, None);
     assert_eq!(
         (status, faultstring(&body)),
-        (
-            404,
-            "Could not find the following driver(s) or hardware type(s): nope.".into()
-        )
+        (404, "The driver 'nope' is unknown.".into())
     );
 }
 
@@ -79,6 +76,26 @@ fn console_is_enabled_shown_and_disabled() {
         (status, faultstring(&body)),
         (400, "Missing mandatory parameter: enabled".into())
     );
+    // The query's arguments count as the body's, as in Ironic.
+    let (status, body) = s.call(
+        Method::PUT,
+        "/v1/nodes/c1/states/console?foo=1",
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Unexpected arguments: foo".into())
+    );
+    assert_eq!(
+        s.call(
+            Method::PUT,
+            "/v1/nodes/c1/states/console?enabled=true",
+            Some(json!({}))
+        )
+        .0,
+        202
+    );
+    wait_field(&s, "c1", "console_enabled", json!(true));
     let (status, _) = s.call(Method::GET, "/v1/nodes/nope/states/console", None);
     assert_eq!(status, 404);
 }
@@ -191,6 +208,11 @@ fn node_vendor_passthru_lists_and_calls_the_fake_methods() {
     let (status, body) = call("/v1/nodes/v1/vendor_passthru", json!({}));
     assert_eq!(
         (status, faultstring(&body)),
+        (400, "Missing mandatory parameter: method".into())
+    );
+    let (status, body) = call("/v1/nodes/v1/vendor_passthru?method=", json!({}));
+    assert_eq!(
+        (status, faultstring(&body)),
         (400, "Method not specified".into())
     );
     let (status, body) = call(
@@ -236,6 +258,15 @@ fn driver_vendor_passthru_has_no_fake_methods() {
         (400, "No handler for method lookup".into())
     );
     unknown_driver_is_not_found(&s, "/v1/drivers/nope/vendor_passthru/methods");
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/drivers/nope/vendor_passthru/x",
+        Some(json!({})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "The driver 'nope' is unknown.".into())
+    );
 }
 
 #[test]
@@ -299,6 +330,19 @@ fn target_raid_configs_are_validated_against_ironics_schema() {
             "Expected types <class 'dict'> for target_raid_config: [1]".into()
         )
     );
+    assert_eq!(
+        refused(json!("x")),
+        (
+            400,
+            "Expected types <class 'dict'> for target_raid_config: x".into()
+        )
+    );
+    let (status, out) = s.call(Method::PUT, "/v1/nodes/r1/states/raid?x=1", Some(json!({})));
+    assert_eq!(
+        (status, faultstring(&out)),
+        (400, "Unexpected arguments: x".into())
+    );
+    assert_eq!(s.get("/v1/nodes/r1")["target_raid_config"], good);
     assert_eq!(s.put("/v1/nodes/r1/states/raid", json!({})), 204);
     assert_eq!(s.get("/v1/nodes/r1")["target_raid_config"], json!({}));
 
@@ -415,7 +459,11 @@ fn shards_are_counted_from_1_82() {
         (status, faultstring(&body)),
         (404, "The API version does not allow shards".into())
     );
-    assert_eq!(s.call(Method::GET, "/v1/shards/east", None).0, 404);
+    let (status, body) = s.call(Method::GET, "/v1/shards/east", None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "The resource could not be found.".into())
+    );
     assert!(s.get("/v1")["shards"][0]["href"]
         .as_str()
         .unwrap()

@@ -64,7 +64,9 @@ fn passthru_call(
 ) -> ApiResult<PassthruCall> {
     let in_query = p.take("method");
     p.finish()?;
-    let method = in_path.or(in_query).unwrap_or_default();
+    let Some(method) = in_path.or(in_query) else {
+        return Err(ApiError::bad_request("Missing mandatory parameter: method"));
+    };
     if method.is_empty() {
         return Err(ApiError::bad_request("Method not specified"));
     }
@@ -146,7 +148,7 @@ pub async fn driver_methods(
     p: Params,
 ) -> ApiResult<Response> {
     p.finish()?;
-    crate::drivers::find(&app, &name)?;
+    crate::drivers::find_hosted(&app, &name)?;
     let methods = app.conductor.driver_passthru_methods(&name)?;
     Ok(axum::Json(methods_json(&methods, false)).into_response())
 }
@@ -180,7 +182,7 @@ async fn driver_passthru(
     body: Value,
 ) -> ApiResult<Response> {
     let call = passthru_call(&http, method, p, body)?;
-    crate::drivers::find(&app, &name)?;
+    crate::drivers::find_hosted(&app, &name)?;
     answer(app.conductor.driver_vendor_passthru(&name, call).await?)
 }
 
@@ -208,6 +210,14 @@ mod tests {
     #[test]
     fn a_call_needs_a_method() {
         let err = passthru_call(&Method::POST, None, Params::default(), json!({})).unwrap_err();
+        assert_eq!(err.message, "Missing mandatory parameter: method");
+        let err = passthru_call(
+            &Method::POST,
+            Some(String::new()),
+            Params::default(),
+            json!({}),
+        )
+        .unwrap_err();
         assert_eq!(err.message, "Method not specified");
         let call = passthru_call(
             &Method::PUT,
