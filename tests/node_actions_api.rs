@@ -525,3 +525,28 @@ fn a_node_with_its_console_on_can_be_deleted() {
     assert_eq!(s.call(Method::DELETE, "/v1/nodes/cd", None).0, 204);
     assert_eq!(s.call(Method::GET, "/v1/nodes/cd", None).0, 404);
 }
+
+/// As in Ironic, the console state is compared without the node's lock:
+/// the state it is already in is accepted while the node is busy, a change
+/// is refused as locked.
+#[test]
+fn a_busy_nodes_console_already_in_the_state_asked_for_is_accepted() {
+    let s =
+        Server::start("[conductor]\nnode_locked_retry_attempts = 1\n[fake]\npower_delay = \"3\"\n");
+    s.create_node("busy");
+    assert_eq!(
+        s.put("/v1/nodes/busy/states/power", json!({"target": "power on"})),
+        202
+    );
+    assert!(!s.get("/v1/nodes/busy")["reservation"].is_null());
+    assert_eq!(
+        s.put("/v1/nodes/busy/states/console", json!({"enabled": false})),
+        202
+    );
+    let (status, _) = s.call(
+        Method::PUT,
+        "/v1/nodes/busy/states/console",
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(status, 409);
+}
