@@ -205,6 +205,18 @@ fn node_vendor_passthru_lists_and_calls_the_fake_methods() {
             "The method second_method does not support HTTP GET".into()
         )
     );
+    // Only GET lists the methods; otherwise `methods` is a method's name.
+    for path in [
+        "/v1/nodes/v1/vendor_passthru/methods",
+        "/v1/drivers/fake-hardware/vendor_passthru/methods",
+    ] {
+        let (status, body) = call(path, json!({}));
+        assert_eq!(
+            (status, faultstring(&body)),
+            (400, "No handler for method methods".into()),
+            "{path}"
+        );
+    }
     let (status, body) = call("/v1/nodes/v1/vendor_passthru", json!({}));
     assert_eq!(
         (status, faultstring(&body)),

@@ -222,7 +222,7 @@ fn v1_routes() -> Router<AppState> {
         )
         .route(
             "/nodes/{node}/vendor_passthru/methods",
-            get(vendor::node_methods),
+            get(vendor::node_methods).fallback(vendor::node_call_methods),
         )
         .route("/nodes/{node}/vendor_passthru", any(vendor::node_call))
         .route(
@@ -231,7 +231,7 @@ fn v1_routes() -> Router<AppState> {
         )
         .route(
             "/drivers/{name}/vendor_passthru/methods",
-            get(vendor::driver_methods),
+            get(vendor::driver_methods).fallback(vendor::driver_call_methods),
         )
         .route("/drivers/{name}/vendor_passthru", any(vendor::driver_call))
         .route(

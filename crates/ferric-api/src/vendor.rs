@@ -124,6 +124,19 @@ pub async fn node_call_named(
     node_passthru(app, ctx, http, raw, Some(method), p, body).await
 }
 
+/// `/vendor_passthru/methods` with another HTTP method than GET is a call
+/// of a method named `methods`, as in Ironic.
+pub async fn node_call_methods(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    http: Method,
+    Path(raw): Path<String>,
+    p: Params,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    node_passthru(app, ctx, http, raw, Some("methods".into()), p, body).await
+}
+
 async fn node_passthru(
     app: AppState,
     ctx: Ctx,
@@ -171,6 +184,17 @@ pub async fn driver_call_named(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     driver_passthru(app, http, name, Some(method), p, body).await
+}
+
+/// As [`node_call_methods`], for a driver.
+pub async fn driver_call_methods(
+    State(app): State<AppState>,
+    http: Method,
+    Path(name): Path<String>,
+    p: Params,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    driver_passthru(app, http, name, Some("methods".into()), p, body).await
 }
 
 async fn driver_passthru(
