@@ -424,6 +424,15 @@ fn children_are_listed_from_1_83() {
         (404, "Resource could not be found.".into())
     );
 
+    // Nothing lies below a node's children, whatever the method (405).
+    for (method, path) in [
+        (Method::GET, "/v1/nodes/parent/children/a"),
+        (Method::DELETE, "/v1/nodes/parent/children/a"),
+        (Method::GET, "/v1/nodes/parent/children/a/children"),
+    ] {
+        assert_eq!(s.call(method, path, None).0, 405, "{path}");
+    }
+
     // The node list leaves children out unless asked.
     let names = |path: &str| -> Vec<String> {
         let mut v: Vec<String> = s.get(path)["nodes"]

@@ -243,6 +243,7 @@ fn v1_routes() -> Router<AppState> {
             get(raid::logical_disk_properties),
         )
         .route("/nodes/{node}/children", get(children::list))
+        .route("/nodes/{node}/children/{*rest}", any(children::below))
         .route("/shards", get(shards::list))
         .route("/shards/{name}", get(shards::show))
         .route("/events", post(events::post))
