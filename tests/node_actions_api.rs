@@ -30,10 +30,7 @@ fn unknown_driver_is_not_found(s: &Server, path: &str) {
     let (status, body) = s.call(Method::GET, path, None);
     assert_eq!(
         (status, faultstring(&body)),
-        (
-            404,
-            "Could not find the following driver(s) or hardware type(s): nope.".into()
-        )
+        (404, "The driver 'nope' is unknown.".into())
     );
 }
 
@@ -79,6 +76,26 @@ fn console_is_enabled_shown_and_disabled() {
         (status, faultstring(&body)),
         (400, "Missing mandatory parameter: enabled".into())
     );
+    // The query's arguments count as the body's, as in Ironic.
+    let (status, body) = s.call(
+        Method::PUT,
+        "/v1/nodes/c1/states/console?foo=1",
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Unexpected arguments: foo".into())
+    );
+    assert_eq!(
+        s.call(
+            Method::PUT,
+            "/v1/nodes/c1/states/console?enabled=true",
+            Some(json!({}))
+        )
+        .0,
+        202
+    );
+    wait_field(&s, "c1", "console_enabled", json!(true));
     let (status, _) = s.call(Method::GET, "/v1/nodes/nope/states/console", None);
     assert_eq!(status, 404);
 }
@@ -188,7 +205,24 @@ fn node_vendor_passthru_lists_and_calls_the_fake_methods() {
             "The method second_method does not support HTTP GET".into()
         )
     );
+    // Only GET lists the methods; otherwise `methods` is a method's name.
+    for path in [
+        "/v1/nodes/v1/vendor_passthru/methods",
+        "/v1/drivers/fake-hardware/vendor_passthru/methods",
+    ] {
+        let (status, body) = call(path, json!({}));
+        assert_eq!(
+            (status, faultstring(&body)),
+            (400, "No handler for method methods".into()),
+            "{path}"
+        );
+    }
     let (status, body) = call("/v1/nodes/v1/vendor_passthru", json!({}));
+    assert_eq!(
+        (status, faultstring(&body)),
+        (400, "Missing mandatory parameter: method".into())
+    );
+    let (status, body) = call("/v1/nodes/v1/vendor_passthru?method=", json!({}));
     assert_eq!(
         (status, faultstring(&body)),
         (400, "Method not specified".into())
@@ -236,6 +270,15 @@ fn driver_vendor_passthru_has_no_fake_methods() {
         (400, "No handler for method lookup".into())
     );
     unknown_driver_is_not_found(&s, "/v1/drivers/nope/vendor_passthru/methods");
+    let (status, body) = s.call(
+        Method::POST,
+        "/v1/drivers/nope/vendor_passthru/x",
+        Some(json!({})),
+    );
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "The driver 'nope' is unknown.".into())
+    );
 }
 
 #[test]
@@ -299,6 +342,19 @@ fn target_raid_configs_are_validated_against_ironics_schema() {
             "Expected types <class 'dict'> for target_raid_config: [1]".into()
         )
     );
+    assert_eq!(
+        refused(json!("x")),
+        (
+            400,
+            "Expected types <class 'dict'> for target_raid_config: x".into()
+        )
+    );
+    let (status, out) = s.call(Method::PUT, "/v1/nodes/r1/states/raid?x=1", Some(json!({})));
+    assert_eq!(
+        (status, faultstring(&out)),
+        (400, "Unexpected arguments: x".into())
+    );
+    assert_eq!(s.get("/v1/nodes/r1")["target_raid_config"], good);
     assert_eq!(s.put("/v1/nodes/r1/states/raid", json!({})), 204);
     assert_eq!(s.get("/v1/nodes/r1")["target_raid_config"], json!({}));
 
@@ -368,6 +424,15 @@ fn children_are_listed_from_1_83() {
         (404, "Resource could not be found.".into())
     );
 
+    // Nothing lies below a node's children, whatever the method (405).
+    for (method, path) in [
+        (Method::GET, "/v1/nodes/parent/children/a"),
+        (Method::DELETE, "/v1/nodes/parent/children/a"),
+        (Method::GET, "/v1/nodes/parent/children/a/children"),
+    ] {
+        assert_eq!(s.call(method, path, None).0, 405, "{path}");
+    }
+
     // The node list leaves children out unless asked.
     let names = |path: &str| -> Vec<String> {
         let mut v: Vec<String> = s.get(path)["nodes"]
@@ -415,7 +480,11 @@ fn shards_are_counted_from_1_82() {
         (status, faultstring(&body)),
         (404, "The API version does not allow shards".into())
     );
-    assert_eq!(s.call(Method::GET, "/v1/shards/east", None).0, 404);
+    let (status, body) = s.call(Method::GET, "/v1/shards/east", None);
+    assert_eq!(
+        (status, faultstring(&body)),
+        (404, "The resource could not be found.".into())
+    );
     assert!(s.get("/v1")["shards"][0]["href"]
         .as_str()
         .unwrap()
@@ -476,4 +545,29 @@ fn a_node_with_its_console_on_can_be_deleted() {
     wait_field(&s, "cd", "console_enabled", json!(true));
     assert_eq!(s.call(Method::DELETE, "/v1/nodes/cd", None).0, 204);
     assert_eq!(s.call(Method::GET, "/v1/nodes/cd", None).0, 404);
+}
+
+/// As in Ironic, the console state is compared without the node's lock:
+/// the state it is already in is accepted while the node is busy, a change
+/// is refused as locked.
+#[test]
+fn a_busy_nodes_console_already_in_the_state_asked_for_is_accepted() {
+    let s =
+        Server::start("[conductor]\nnode_locked_retry_attempts = 1\n[fake]\npower_delay = \"3\"\n");
+    s.create_node("busy");
+    assert_eq!(
+        s.put("/v1/nodes/busy/states/power", json!({"target": "power on"})),
+        202
+    );
+    assert!(!s.get("/v1/nodes/busy")["reservation"].is_null());
+    assert_eq!(
+        s.put("/v1/nodes/busy/states/console", json!({"enabled": false})),
+        202
+    );
+    let (status, _) = s.call(
+        Method::PUT,
+        "/v1/nodes/busy/states/console",
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(status, 409);
 }

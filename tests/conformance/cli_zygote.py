@@ -62,7 +62,7 @@ def run_command(req: dict) -> int:
     try:
         rc = shell.main(req["argv"])
     except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else 1
+        rc = exit_status(e.code)
     except BaseException:  # noqa: BLE001  (the real CLI would die with a traceback and 1)
         import traceback
 
@@ -71,6 +71,17 @@ def run_command(req: dict) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     return rc or 0
+
+
+def exit_status(code: object) -> int:
+    """What a process exiting with SystemExit(code) returns: None is 0, a
+    number itself, anything else is printed to stderr and is 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 class Handler(socketserver.StreamRequestHandler):

@@ -2,6 +2,7 @@
 //! `parent_node` is this node, with a link to the filtered node list.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferric_db::{NodeFilter, Page};
@@ -13,15 +14,28 @@ use crate::nodes::load;
 use crate::version::at;
 use crate::AppState;
 
+fn require(ctx: &Ctx) -> ApiResult<()> {
+    if ctx.version.at_least(at::PARENT_CHILD_NODES) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("Resource could not be found."))
+    }
+}
+
+/// Ironic's children controller has no members: any path below it, with
+/// any HTTP method, is 405.
+pub async fn below(ctx: Ctx) -> ApiResult<Response> {
+    require(&ctx)?;
+    Err(ApiError::routing(StatusCode::METHOD_NOT_ALLOWED, ""))
+}
+
 pub async fn list(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(raw): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
-    if !ctx.version.at_least(at::PARENT_CHILD_NODES) {
-        return Err(ApiError::not_found("Resource could not be found."));
-    }
+    require(&ctx)?;
     p.finish()?;
     let node = load(&app, &ctx, &raw).await?;
     let filter = NodeFilter {

@@ -93,6 +93,11 @@ fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError
 }
 
 impl Params {
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params(pairs)
+    }
+
     /// The last value of `name`, removing every occurrence.
     pub fn take(&mut self, name: &str) -> Option<String> {
         let mut found = None;

@@ -157,6 +157,12 @@ pub(crate) fn find<'a>(app: &'a AppState, name: &str) -> ApiResult<&'a HardwareT
         })
 }
 
+/// [`find`] for the calls Ironic sends to a conductor of the driver
+/// (properties, vendor passthru, RAID): its RPC layer words the refusal.
+pub(crate) fn find_hosted<'a>(app: &'a AppState, name: &str) -> ApiResult<&'a HardwareType> {
+    find(app, name).map_err(|_| ApiError::not_found(format!("The driver '{name}' is unknown.")))
+}
+
 pub async fn show(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -176,7 +182,6 @@ pub async fn properties(
     p: Params,
 ) -> ApiResult<Response> {
     p.finish()?;
-    let hw = find(&app, &name)
-        .map_err(|_| ApiError::not_found(format!("The driver '{name}' is unknown.")))?;
+    let hw = find_hosted(&app, &name)?;
     Ok(Json(json!(app.conductor.registry().properties(hw))).into_response())
 }

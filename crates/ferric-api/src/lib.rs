@@ -229,7 +229,7 @@ fn v1_routes() -> Router<AppState> {
         )
         .route(
             "/nodes/{node}/vendor_passthru/methods",
-            get(vendor::node_methods),
+            get(vendor::node_methods).fallback(vendor::node_call_methods),
         )
         .route("/nodes/{node}/vendor_passthru", any(vendor::node_call))
         .route(
@@ -238,7 +238,7 @@ fn v1_routes() -> Router<AppState> {
         )
         .route(
             "/drivers/{name}/vendor_passthru/methods",
-            get(vendor::driver_methods),
+            get(vendor::driver_methods).fallback(vendor::driver_call_methods),
         )
         .route("/drivers/{name}/vendor_passthru", any(vendor::driver_call))
         .route(
@@ -250,6 +250,7 @@ fn v1_routes() -> Router<AppState> {
             get(raid::logical_disk_properties),
         )
         .route("/nodes/{node}/children", get(children::list))
+        .route("/nodes/{node}/children/{*rest}", any(children::below))
         .route("/shards", get(shards::list))
         .route("/shards/{name}", get(shards::show))
         .route("/events", post(events::post))

@@ -29,14 +29,11 @@ pub async fn set_target(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(raw): Path<String>,
+    p: Params,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let Value::Object(config) = body else {
-        return Err(ApiError::bad_request(format!(
-            "Expected types <class 'dict'> for target_raid_config: {}",
-            ferric_core::python_repr(&body)
-        )));
-    };
+    p.finish()?;
+    let config = target_config(body)?;
     let node = load(&app, &ctx, &raw).await?;
     ctx.require(at::RAID_CONFIG)?;
     app.conductor
@@ -44,6 +41,23 @@ pub async fn set_target(
         .await
         .map_err(unsupported_is_not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The body is the config itself, and must be an object; Ironic quotes
+/// what it got as Python's `str` does (a string bare).
+fn target_config(body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(config) => Ok(config),
+        other => {
+            let got = match &other {
+                Value::String(s) => s.clone(),
+                v => ferric_core::python_repr(v),
+            };
+            Err(ApiError::bad_request(format!(
+                "Expected types <class 'dict'> for target_raid_config: {got}"
+            )))
+        }
+    }
 }
 
 pub async fn logical_disk_properties(
@@ -54,7 +68,7 @@ pub async fn logical_disk_properties(
 ) -> ApiResult<Response> {
     p.finish()?;
     ctx.require(at::RAID_CONFIG)?;
-    crate::drivers::find(&app, &name)?;
+    crate::drivers::find_hosted(&app, &name)?;
     let props = app
         .conductor
         .raid_logical_disk_properties(&name)
@@ -64,4 +78,24 @@ pub async fn logical_disk_properties(
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     Ok(Json(Value::Object(out)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_config_that_is_no_object_is_quoted_as_python_prints_it() {
+        let refused = |v: Value| target_config(v).unwrap_err().message;
+        assert_eq!(
+            refused(json!("x")),
+            "Expected types <class 'dict'> for target_raid_config: x"
+        );
+        assert_eq!(
+            refused(json!([1, "a"])),
+            "Expected types <class 'dict'> for target_raid_config: [1, 'a']"
+        );
+        assert!(target_config(json!({})).is_ok());
+    }
 }

@@ -2,7 +2,6 @@
 //! nodes without a shard under `"None"`, as Ironic counts them.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -33,8 +32,9 @@ pub async fn list(State(app): State<AppState>, ctx: Ctx) -> ApiResult<Response> 
     Ok(Json(json!({"shards": shards})).into_response())
 }
 
-/// Ironic has no single-shard resource.
+/// Ironic has no single-shard resource: its controller refuses with the
+/// generic 404 text.
 pub async fn show(ctx: Ctx) -> ApiResult<Response> {
     require(&ctx)?;
-    Err(ApiError::routing(StatusCode::NOT_FOUND, ""))
+    Err(ApiError::not_found("The resource could not be found."))
 }

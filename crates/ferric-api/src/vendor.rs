@@ -64,7 +64,9 @@ fn passthru_call(
 ) -> ApiResult<PassthruCall> {
     let in_query = p.take("method");
     p.finish()?;
-    let method = in_path.or(in_query).unwrap_or_default();
+    let Some(method) = in_path.or(in_query) else {
+        return Err(ApiError::bad_request("Missing mandatory parameter: method"));
+    };
     if method.is_empty() {
         return Err(ApiError::bad_request("Method not specified"));
     }
@@ -122,6 +124,19 @@ pub async fn node_call_named(
     node_passthru(app, ctx, http, raw, Some(method), p, body).await
 }
 
+/// `/vendor_passthru/methods` with another HTTP method than GET is a call
+/// of a method named `methods`, as in Ironic.
+pub async fn node_call_methods(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    http: Method,
+    Path(raw): Path<String>,
+    p: Params,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    node_passthru(app, ctx, http, raw, Some("methods".into()), p, body).await
+}
+
 async fn node_passthru(
     app: AppState,
     ctx: Ctx,
@@ -146,7 +161,7 @@ pub async fn driver_methods(
     p: Params,
 ) -> ApiResult<Response> {
     p.finish()?;
-    crate::drivers::find(&app, &name)?;
+    crate::drivers::find_hosted(&app, &name)?;
     let methods = app.conductor.driver_passthru_methods(&name)?;
     Ok(axum::Json(methods_json(&methods, false)).into_response())
 }
@@ -171,6 +186,17 @@ pub async fn driver_call_named(
     driver_passthru(app, http, name, Some(method), p, body).await
 }
 
+/// As [`node_call_methods`], for a driver.
+pub async fn driver_call_methods(
+    State(app): State<AppState>,
+    http: Method,
+    Path(name): Path<String>,
+    p: Params,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    driver_passthru(app, http, name, Some("methods".into()), p, body).await
+}
+
 async fn driver_passthru(
     app: AppState,
     http: Method,
@@ -180,7 +206,7 @@ async fn driver_passthru(
     body: Value,
 ) -> ApiResult<Response> {
     let call = passthru_call(&http, method, p, body)?;
-    crate::drivers::find(&app, &name)?;
+    crate::drivers::find_hosted(&app, &name)?;
     answer(app.conductor.driver_vendor_passthru(&name, call).await?)
 }
 
@@ -208,6 +234,14 @@ mod tests {
     #[test]
     fn a_call_needs_a_method() {
         let err = passthru_call(&Method::POST, None, Params::default(), json!({})).unwrap_err();
+        assert_eq!(err.message, "Missing mandatory parameter: method");
+        let err = passthru_call(
+            &Method::POST,
+            Some(String::new()),
+            Params::default(),
+            json!({}),
+        )
+        .unwrap_err();
         assert_eq!(err.message, "Method not specified");
         let call = passthru_call(
             &Method::PUT,

@@ -2,7 +2,7 @@
 //! `set_console_mode`) and saying how to reach it
 //! (`get_console_information`).
 
-use ferric_core::{Ident, InterfaceKind, JsonObject, NodeIdent};
+use ferric_core::{Ident, JsonObject, NodeIdent};
 
 use crate::error::{ConductorError, Result};
 use crate::task::{call_unlocked, Task};
@@ -41,23 +41,30 @@ impl Conductor {
     }
 
     /// Starts or stops the console on a worker; returns once the request
-    /// is accepted. Asking for the state the console is already in does
-    /// nothing, as in Ironic.
+    /// is accepted. As in Ironic, the console interface is validated and
+    /// the state compared without the node's lock, so asking for the state
+    /// the console is already in does nothing, even on a busy node.
     pub async fn set_console_mode(&self, ident: &NodeIdent, enabled: bool) -> Result<()> {
-        let node = self.inner.store.get_node(ident).await?;
-        let mut task = self.inner.lock(&Ident::Uuid(node.uuid)).await?;
-        if let Err(e) = task.validate(InterfaceKind::Console).await {
-            let e = ConductorError::from_driver(&task.node.driver, e);
-            return crate::flows::refuse(task, e).await;
-        }
-        if task.node.console_enabled == enabled {
+        let mut node = self.inner.store.get_node(ident).await?;
+        let driver = node.driver.clone();
+        call_unlocked(
+            &self.inner,
+            &mut node,
+            &mut Vec::new(),
+            "console.validate",
+            |d, t| d.console.validate(t),
+        )
+        .await
+        .map_err(|e| ConductorError::from_driver(&driver, e))?;
+        if node.console_enabled == enabled {
             tracing::info!(
-                node = %task.node.uuid,
+                node = %node.uuid,
                 "No console action was triggered because the console is already {}",
                 if enabled { "enabled" } else { "disabled" }
             );
-            return task.release_unchanged().await;
+            return Ok(());
         }
+        let mut task = self.inner.lock(&Ident::Uuid(node.uuid)).await?;
         let slot = match task.inner.worker_slot() {
             Ok(s) => s,
             Err(e) => return crate::flows::no_free_worker(task, e).await,
