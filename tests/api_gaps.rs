@@ -269,3 +269,34 @@ fn paths_that_are_not_utf8_get_ironics_error_body() {
         "escapes that decode are looked up as usual"
     );
 }
+
+#[test]
+fn node_states_keep_ironics_key_order() {
+    let s = Server::start("");
+    let node = s.create_node("states-order");
+    let uuid = node["uuid"].as_str().expect("uuid");
+    let states = s.get(&format!("/v1/nodes/{uuid}/states"));
+    let keys: Vec<&str> = states
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    // As a real Ironic 39 answered.
+    assert_eq!(
+        keys,
+        [
+            "console_enabled",
+            "last_error",
+            "power_state",
+            "provision_state",
+            "target_power_state",
+            "target_provision_state",
+            "provision_updated_at",
+            "raid_config",
+            "target_raid_config",
+            "boot_mode",
+            "secure_boot",
+        ]
+    );
+}

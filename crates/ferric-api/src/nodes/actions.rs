@@ -69,9 +69,9 @@ pub async fn states(
         "last_error": n.last_error,
         "power_state": n.power_state,
         "provision_state": shown_state(n.provision_state, &ctx),
-        "provision_updated_at": opt_timestamp(&n.provision_updated_at),
         "target_power_state": n.target_power_state,
         "target_provision_state": n.target_provision_state,
+        "provision_updated_at": opt_timestamp(&n.provision_updated_at),
     });
     if ctx.version.at_least(at::RAID_CONFIG) {
         out["raid_config"] = Value::Object(n.raid_config.clone());
